@@ -1,0 +1,225 @@
+//! Deployment settings from the environment, and the dependencies every entry point builds once
+//! and hands to the pipelines.
+
+use crate::domain::Provider;
+use crate::providers::Registry;
+use crate::stores::{
+    Stores, dynamodb::DynamoStore, secrets_manager::SecretsManagerStore, sqlite::SqliteStore,
+};
+use crate::webhook::{Route, RouteKind};
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+use url::Url;
+
+pub const DEFAULT_CONNECTIONS_TABLE: &str = "byosms-connections";
+pub const DEFAULT_MESSAGES_TABLE: &str = "byosms-messages";
+pub const DEFAULT_SECRET_PREFIX: &str = "byosms/";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{name} is not a valid http(s) URL: {reason}")]
+    BadUrl { name: String, reason: String },
+    #[error("storage: {0}")]
+    Store(#[from] crate::stores::StoreError),
+}
+
+/// How the send pipeline retries a request the provider provably did not accept.
+#[derive(Clone, Debug)]
+pub struct RetryPolicy {
+    pub max_attempts: u32,
+    pub first_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 3,
+            first_delay: Duration::from_millis(250),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub connections_table: String,
+    pub messages_table: String,
+    pub secret_prefix: String,
+    /// The base URL providers call us on (for callback URLs and signature checks).
+    pub public_base_url: Option<Url>,
+    /// `BYOSMS_<PROVIDER>_API_URL` overrides, by provider; Sinch's token endpoint under
+    /// `sinch_auth_api_url`.
+    pub api_urls: HashMap<Provider, Url>,
+    pub sinch_auth_api_url: Option<Url>,
+    pub retry: RetryPolicy,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            connections_table: DEFAULT_CONNECTIONS_TABLE.into(),
+            messages_table: DEFAULT_MESSAGES_TABLE.into(),
+            secret_prefix: DEFAULT_SECRET_PREFIX.into(),
+            public_base_url: None,
+            api_urls: HashMap::new(),
+            sinch_auth_api_url: None,
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+fn parse_url(name: &str, value: &str) -> Result<Url, ConfigError> {
+    let bad = |reason: String| ConfigError::BadUrl {
+        name: name.to_string(),
+        reason,
+    };
+    let url = Url::parse(value.trim()).map_err(|e| bad(e.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(bad("needs an http or https scheme and a host".into()));
+    }
+    Ok(url)
+}
+
+impl Settings {
+    /// Reads the variables of ARCHITECTURE.md's environment table.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
+    }
+
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut settings = Settings::default();
+        if let Some(v) = get("BYOSMS_CONNECTIONS_TABLE") {
+            settings.connections_table = v;
+        }
+        if let Some(v) = get("BYOSMS_MESSAGES_TABLE") {
+            settings.messages_table = v;
+        }
+        if let Some(v) = get("BYOSMS_SECRET_PREFIX") {
+            settings.secret_prefix = v;
+        }
+        if let Some(v) = get("BYOSMS_PUBLIC_BASE_URL") {
+            settings.public_base_url = Some(parse_url("BYOSMS_PUBLIC_BASE_URL", &v)?);
+        }
+        for provider in Provider::ALL {
+            let name = format!("BYOSMS_{}_API_URL", provider.as_str().to_ascii_uppercase());
+            if let Some(v) = get(&name) {
+                settings.api_urls.insert(provider, parse_url(&name, &v)?);
+            }
+        }
+        if let Some(v) = get("BYOSMS_SINCH_AUTH_API_URL") {
+            settings.sinch_auth_api_url = Some(parse_url("BYOSMS_SINCH_AUTH_API_URL", &v)?);
+        }
+        Ok(settings)
+    }
+
+    /// The public URL of a webhook route for an org, when a public base URL is configured.
+    pub fn route_url(&self, kind: RouteKind, provider: Provider, org_id: &str) -> Option<Url> {
+        let base = self.public_base_url.as_ref()?;
+        webhook_url(base, kind, provider, org_id)
+    }
+}
+
+/// `base` + the route path of `kind` for `provider` and `org_id`.
+pub fn webhook_url(base: &Url, kind: RouteKind, provider: Provider, org_id: &str) -> Option<Url> {
+    let joined = format!(
+        "{}{}",
+        base.as_str().trim_end_matches('/'),
+        Route::path(kind, provider.route_slug(), org_id)
+    );
+    Url::parse(&joined).ok()
+}
+
+/// What the pipelines run on: the stores, the provider adapters, one HTTP client, the settings.
+#[derive(Clone)]
+pub struct Deps {
+    pub stores: Stores,
+    pub registry: Registry,
+    pub http: reqwest::Client,
+    pub settings: Settings,
+}
+
+/// The HTTP client every provider call goes through.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(20))
+        .user_agent(concat!("byosms/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .expect("the TLS backend is compiled in")
+}
+
+impl Deps {
+    pub fn new(stores: Stores, settings: Settings) -> Self {
+        Deps {
+            stores,
+            registry: Registry::new(),
+            http: http_client(),
+            settings,
+        }
+    }
+
+    /// The embedded store in `data_dir`.
+    pub fn embedded(data_dir: &Path, settings: Settings) -> Result<Self, ConfigError> {
+        Ok(Deps::new(
+            Stores::embedded(SqliteStore::open(data_dir)?),
+            settings,
+        ))
+    }
+
+    /// DynamoDB and Secrets Manager, from one shared SDK configuration.
+    pub fn aws(sdk: &aws_config::SdkConfig, settings: Settings) -> Self {
+        let dynamo = std::sync::Arc::new(DynamoStore::new(
+            aws_sdk_dynamodb::Client::new(sdk),
+            &settings.connections_table,
+            &settings.messages_table,
+        ));
+        let secrets = std::sync::Arc::new(SecretsManagerStore::new(
+            aws_sdk_secretsmanager::Client::new(sdk),
+            &settings.secret_prefix,
+        ));
+        Deps::new(
+            Stores {
+                connections: dynamo.clone(),
+                secrets,
+                messages: dynamo,
+            },
+            settings,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_environment_table() {
+        let env: HashMap<&str, &str> = [
+            ("BYOSMS_MESSAGES_TABLE", "m"),
+            ("BYOSMS_PUBLIC_BASE_URL", "https://sms.example.com/"),
+            ("BYOSMS_TWILIO_API_URL", "http://127.0.0.1:4010"),
+        ]
+        .into();
+        let s = Settings::from_lookup(|k| env.get(k).map(|v| v.to_string())).unwrap();
+        assert_eq!(s.messages_table, "m");
+        assert_eq!(s.connections_table, DEFAULT_CONNECTIONS_TABLE);
+        assert_eq!(
+            s.api_urls[&Provider::Twilio].as_str(),
+            "http://127.0.0.1:4010/"
+        );
+        assert_eq!(
+            s.route_url(RouteKind::Status, Provider::Twilio, "ORG 1")
+                .unwrap()
+                .as_str(),
+            "https://sms.example.com/distribution-providers/v1/receive/distribution/status/twilio-sms/ORG%201"
+        );
+    }
+
+    #[test]
+    fn refuses_a_bad_url() {
+        let err =
+            Settings::from_lookup(|k| (k == "BYOSMS_TWILIO_API_URL").then(|| "ftp://x".into()))
+                .unwrap_err();
+        assert!(err.to_string().contains("BYOSMS_TWILIO_API_URL"));
+    }
+}

@@ -1,0 +1,524 @@
+//! The send pipeline: the send Lambda, `POST /send` on the gateway and `byosms send` all call
+//! [`send`]. `(orgId, messageId)` is claimed before the provider is called, so a repeat (or a
+//! racing duplicate) never reaches the provider twice.
+
+use crate::config::Deps;
+use crate::domain::segments;
+use crate::domain::{
+    Connection, MessageRecord, SendCompletion, SendFailure, SendState, Status, phone,
+};
+use crate::providers::{OutboundMessage, ProviderAdapter, Retry, SendContext, SendError};
+use crate::stores::{Claim, StoreError};
+use crate::webhook::RouteKind;
+use chrono::Utc;
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// At most this many messages in one invocation.
+pub const MAX_MESSAGES: usize = 1000;
+/// Twilio's limit, and a sensible one for a survey invitation anywhere.
+pub const MAX_BODY_CHARS: usize = 1600;
+/// The tightest carrier field our id must fit (Vonage `client-ref`).
+pub const MAX_MESSAGE_ID_LEN: usize = 100;
+/// Messages of one invocation in flight at once.
+const CONCURRENCY: usize = 8;
+/// A claim older than this whose send never finished (the process died) is an unknown outcome.
+const STALE_CLAIM: Duration = Duration::from_secs(120);
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SendRequest {
+    pub org_id: String,
+    #[serde(default)]
+    pub connection_id: Option<String>,
+    pub user_id: String,
+    pub messages: Vec<SendItem>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SendItem {
+    pub message_id: String,
+    pub to: String,
+    pub body: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SendResponse {
+    pub results: Vec<SendResult>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ResultStatus {
+    Accepted,
+    Failed,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SendResult {
+    pub message_id: String,
+    pub status: ResultStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_message_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segments: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoding: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<SendFailure>,
+    /// This messageId was sent before: the result is the stored one, nothing was re-sent.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub duplicate: bool,
+}
+
+/// A request that cannot be served at all (no per-message results).
+#[derive(Debug, thiserror::Error)]
+pub enum SendRequestError {
+    #[error("invalid send request: {0}")]
+    Invalid(String),
+    #[error("connection {connection_id} does not exist for org {org_id}")]
+    UnknownConnection {
+        org_id: String,
+        connection_id: String,
+    },
+    #[error("org {0} has no enabled connection")]
+    NoConnection(String),
+    #[error("org {0} has several enabled connections: name one with connectionId")]
+    AmbiguousConnection(String),
+    #[error("connection {0} is disabled")]
+    Disabled(String),
+    #[error("user {user_id} has no access to connection {connection_id}")]
+    AccessDenied {
+        user_id: String,
+        connection_id: String,
+    },
+    #[error("provider {0} is not supported by this deployment")]
+    UnsupportedProvider(String),
+    #[error("connection {0} has no stored secret")]
+    MissingSecret(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl SendRequestError {
+    /// A stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SendRequestError::Invalid(_) => "invalid_request",
+            SendRequestError::UnknownConnection { .. } => "unknown_connection",
+            SendRequestError::NoConnection(_) => "no_connection",
+            SendRequestError::AmbiguousConnection(_) => "ambiguous_connection",
+            SendRequestError::Disabled(_) => "connection_disabled",
+            SendRequestError::AccessDenied { .. } => "access_denied",
+            SendRequestError::UnsupportedProvider(_) => "unsupported_provider",
+            SendRequestError::MissingSecret(_) => "config_error",
+            SendRequestError::Store(_) => "storage_unavailable",
+        }
+    }
+
+    pub fn http_status(&self) -> u16 {
+        match self {
+            SendRequestError::Invalid(_) | SendRequestError::AmbiguousConnection(_) => 400,
+            SendRequestError::AccessDenied { .. } => 403,
+            SendRequestError::UnknownConnection { .. } | SendRequestError::NoConnection(_) => 404,
+            SendRequestError::Disabled(_) => 409,
+            SendRequestError::UnsupportedProvider(_) => 501,
+            SendRequestError::MissingSecret(_) => 500,
+            SendRequestError::Store(_) => 503,
+        }
+    }
+}
+
+/// Printable ASCII without spaces, 1 to 100 characters: fits every provider's reference field
+/// and survives a URL.
+pub fn is_valid_message_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= MAX_MESSAGE_ID_LEN && id.bytes().all(|b| b.is_ascii_graphic())
+}
+
+fn failure(
+    message_id: &str,
+    code: &str,
+    message: impl Into<String>,
+    retryable: bool,
+) -> SendResult {
+    SendResult {
+        message_id: message_id.to_string(),
+        status: ResultStatus::Failed,
+        provider_message_id: None,
+        segments: None,
+        encoding: None,
+        attempts: None,
+        error: Some(SendFailure {
+            code: code.to_string(),
+            message: message.into(),
+            retryable,
+            provider_code: None,
+        }),
+        duplicate: false,
+    }
+}
+
+/// Checks one message before anything is claimed; a message that fails here was never sent.
+fn check_item(item: &SendItem) -> Result<(), SendResult> {
+    if !is_valid_message_id(&item.message_id) {
+        return Err(failure(
+            &item.message_id,
+            "invalid_message_id",
+            format!(
+                "messageId must be 1 to {MAX_MESSAGE_ID_LEN} printable ASCII characters without spaces"
+            ),
+            false,
+        ));
+    }
+    if !phone::is_e164(&item.to) {
+        return Err(failure(
+            &item.message_id,
+            "invalid_number",
+            "to must be an E.164 number: + and 8 to 15 digits",
+            false,
+        ));
+    }
+    if item.body.trim().is_empty() {
+        return Err(failure(
+            &item.message_id,
+            "invalid_body",
+            "body is empty",
+            false,
+        ));
+    }
+    if item.body.chars().count() > MAX_BODY_CHARS {
+        return Err(failure(
+            &item.message_id,
+            "invalid_body",
+            format!("body is longer than {MAX_BODY_CHARS} characters"),
+            false,
+        ));
+    }
+    Ok(())
+}
+
+/// The answer a stored record gives.
+fn result_of(record: &MessageRecord, duplicate: bool) -> SendResult {
+    let base = SendResult {
+        message_id: record.message_id.clone(),
+        status: ResultStatus::Accepted,
+        provider_message_id: record.provider_message_id.clone(),
+        segments: Some(record.segments),
+        encoding: Some(record.encoding.clone()),
+        attempts: Some(record.attempts),
+        error: None,
+        duplicate,
+    };
+    match record.send_state {
+        SendState::Accepted => base,
+        SendState::Failed | SendState::OutcomeUnknown => SendResult {
+            status: ResultStatus::Failed,
+            error: record.error.clone(),
+            ..base
+        },
+        SendState::Sending if Utc::now() - record.created_at > chrono::Duration::from_std(STALE_CLAIM).unwrap_or_default() => SendResult {
+            status: ResultStatus::Failed,
+            error: Some(SendFailure {
+                code: "outcome_unknown".into(),
+                message: "an earlier send of this messageId never finished; it may have been accepted".into(),
+                retryable: false,
+                provider_code: None,
+            }),
+            ..base
+        },
+        SendState::Sending => SendResult {
+            duplicate,
+            ..failure(
+                &record.message_id,
+                "in_progress",
+                "a send of this messageId is in progress; ask again for its result",
+                true,
+            )
+        },
+    }
+}
+
+/// Finds the connection the request names, or the org's only enabled one, and checks access.
+async fn resolve_connection(
+    deps: &Deps,
+    request: &SendRequest,
+) -> Result<Connection, SendRequestError> {
+    let connections = &deps.stores.connections;
+    let connection = match request.connection_id.as_deref().filter(|c| !c.is_empty()) {
+        Some(id) => connections
+            .get_connection(&request.org_id, id)
+            .await?
+            .ok_or_else(|| SendRequestError::UnknownConnection {
+                org_id: request.org_id.clone(),
+                connection_id: id.to_string(),
+            })?,
+        None => {
+            let mut enabled: Vec<Connection> = connections
+                .list_connections(&request.org_id)
+                .await?
+                .into_iter()
+                .filter(|c| c.enabled)
+                .collect();
+            match enabled.len() {
+                0 => return Err(SendRequestError::NoConnection(request.org_id.clone())),
+                1 => enabled.remove(0),
+                _ => {
+                    return Err(SendRequestError::AmbiguousConnection(
+                        request.org_id.clone(),
+                    ));
+                }
+            }
+        }
+    };
+    if !connection.enabled {
+        return Err(SendRequestError::Disabled(connection.connection_id));
+    }
+    if !connection.access.allows(&request.user_id) {
+        return Err(SendRequestError::AccessDenied {
+            user_id: request.user_id.clone(),
+            connection_id: connection.connection_id,
+        });
+    }
+    Ok(connection)
+}
+
+fn check_request(request: &SendRequest) -> Result<(), SendRequestError> {
+    if request.org_id.trim().is_empty() {
+        return Err(SendRequestError::Invalid("orgId is empty".into()));
+    }
+    if request.user_id.trim().is_empty() {
+        return Err(SendRequestError::Invalid("userId is empty".into()));
+    }
+    if request.messages.is_empty() {
+        return Err(SendRequestError::Invalid("messages is empty".into()));
+    }
+    if request.messages.len() > MAX_MESSAGES {
+        return Err(SendRequestError::Invalid(format!(
+            "at most {MAX_MESSAGES} messages per request, got {}",
+            request.messages.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Sends every message of the request; one result per message, in order.
+#[tracing::instrument(skip_all, fields(org_id = %request.org_id, messages = request.messages.len()))]
+pub async fn send(deps: &Deps, request: &SendRequest) -> Result<SendResponse, SendRequestError> {
+    check_request(request)?;
+    let connection = resolve_connection(deps, request).await?;
+    let adapter = deps
+        .registry
+        .get(connection.provider)
+        .ok_or_else(|| SendRequestError::UnsupportedProvider(connection.provider.to_string()))?;
+    let secrets = deps
+        .stores
+        .secrets
+        .get_secrets(&connection.org_id, &connection.connection_id)
+        .await?
+        .ok_or_else(|| SendRequestError::MissingSecret(connection.connection_id.clone()))?;
+    let status_callback =
+        deps.settings
+            .route_url(RouteKind::Status, connection.provider, &connection.org_id);
+    let inbound_callback =
+        deps.settings
+            .route_url(RouteKind::Message, connection.provider, &connection.org_id);
+    let ctx = SendContext {
+        http: &deps.http,
+        connection: &connection,
+        secrets: &secrets,
+        api_base: deps.settings.api_urls.get(&connection.provider),
+        status_callback: status_callback.as_ref(),
+        inbound_callback: inbound_callback.as_ref(),
+    };
+    let ctx = &ctx;
+    let results: Vec<Result<SendResult, StoreError>> =
+        futures_util::stream::iter(&request.messages)
+            .map(|item| send_one(deps, adapter, ctx, &request.user_id, item))
+            .buffered(CONCURRENCY)
+            .collect()
+            .await;
+    let results = results.into_iter().collect::<Result<Vec<_>, _>>()?;
+    let accepted = results
+        .iter()
+        .filter(|r| r.status == ResultStatus::Accepted)
+        .count();
+    tracing::info!(
+        connection_id = %connection.connection_id,
+        provider = %connection.provider,
+        accepted,
+        failed = results.len() - accepted,
+        "send finished"
+    );
+    Ok(SendResponse { results })
+}
+
+async fn send_one(
+    deps: &Deps,
+    adapter: &dyn ProviderAdapter,
+    ctx: &SendContext<'_>,
+    user_id: &str,
+    item: &SendItem,
+) -> Result<SendResult, StoreError> {
+    if let Err(refused) = check_item(item) {
+        return Ok(refused);
+    }
+    let connection = ctx.connection;
+    let messages = &deps.stores.messages;
+    let now = Utc::now();
+    let (encoding, segments) = segments::count(&item.body);
+    let record = MessageRecord {
+        org_id: connection.org_id.clone(),
+        message_id: item.message_id.clone(),
+        connection_id: connection.connection_id.clone(),
+        provider: connection.provider,
+        user_id: user_id.to_string(),
+        to: item.to.clone(),
+        body: item.body.clone(),
+        segments,
+        encoding: encoding.as_str().to_string(),
+        send_state: SendState::Sending,
+        status: None,
+        provider_message_id: None,
+        error: None,
+        attempts: 0,
+        created_at: now,
+        updated_at: now,
+    };
+    if let Claim::Exists(existing) = messages.claim_message(&record).await? {
+        return Ok(result_of(&existing, true));
+    }
+
+    let done = if messages.is_opted_out(&connection.org_id, &item.to).await? {
+        refused_completion(
+            SendError::new(
+                "opted_out",
+                "the recipient opted out of messages",
+                Retry::Never,
+            ),
+            0,
+        )
+    } else {
+        let outbound = OutboundMessage {
+            message_id: item.message_id.clone(),
+            to: item.to.clone(),
+            body: item.body.clone(),
+        };
+        let (outcome, attempts) = send_with_retries(deps, adapter, ctx, &outbound).await;
+        match outcome {
+            Ok(accepted) => SendCompletion {
+                send_state: SendState::Accepted,
+                status: Some(accepted.status),
+                provider_message_id: Some(accepted.provider_message_id),
+                error: None,
+                attempts,
+                at: Utc::now(),
+            },
+            Err(err) => {
+                if err.code == "opted_out" {
+                    messages
+                        .set_opt_out(&connection.org_id, &item.to, true, Utc::now())
+                        .await?;
+                }
+                tracing::warn!(
+                    message_id = %item.message_id,
+                    code = err.code,
+                    provider_code = err.provider_code.as_deref().unwrap_or(""),
+                    "send failed"
+                );
+                refused_completion(err, attempts)
+            }
+        }
+    };
+    let stored = messages
+        .complete_send(&connection.org_id, &item.message_id, &done)
+        .await?;
+    Ok(result_of(&stored, false))
+}
+
+fn refused_completion(err: SendError, attempts: u32) -> SendCompletion {
+    let unknown = err.retry == Retry::OutcomeUnknown;
+    SendCompletion {
+        send_state: if unknown {
+            SendState::OutcomeUnknown
+        } else {
+            SendState::Failed
+        },
+        status: (!unknown).then_some(Status::Failed),
+        provider_message_id: None,
+        error: Some(SendFailure {
+            code: err.code.to_string(),
+            message: err.message,
+            // Only a provably unaccepted request may be tried again by the caller.
+            retryable: err.retry == Retry::NotAccepted,
+            provider_code: err.provider_code,
+        }),
+        attempts,
+        at: Utc::now(),
+    }
+}
+
+/// Retries only what the provider provably did not accept, with exponential back-off.
+async fn send_with_retries(
+    deps: &Deps,
+    adapter: &dyn ProviderAdapter,
+    ctx: &SendContext<'_>,
+    message: &OutboundMessage,
+) -> (Result<crate::providers::Accepted, SendError>, u32) {
+    let policy = &deps.settings.retry;
+    let mut attempt = 1;
+    loop {
+        let outcome = adapter.send(ctx, message).await;
+        match &outcome {
+            Err(err) if err.retry == Retry::NotAccepted && attempt < policy.max_attempts => {
+                let delay = policy.first_delay * 2u32.saturating_pow(attempt - 1);
+                tracing::info!(message_id = %message.message_id, attempt, code = err.code, "retrying send");
+                tokio::time::sleep(delay).await;
+                attempt += 1;
+            }
+            _ => return (outcome, attempt),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_ids() {
+        assert!(is_valid_message_id("dist42-r1"));
+        assert!(!is_valid_message_id(""));
+        assert!(!is_valid_message_id("a b"));
+        assert!(!is_valid_message_id("é"));
+        assert!(!is_valid_message_id(&"x".repeat(101)));
+    }
+
+    #[test]
+    fn items_are_checked_before_sending() {
+        let item = |to: &str, body: &str| SendItem {
+            message_id: "m1".into(),
+            to: to.into(),
+            body: body.into(),
+        };
+        assert!(check_item(&item("+14155550100", "hi")).is_ok());
+        let code = |r: SendResult| r.error.unwrap().code;
+        assert_eq!(
+            code(check_item(&item("4155550100", "hi")).unwrap_err()),
+            "invalid_number"
+        );
+        assert_eq!(
+            code(check_item(&item("+14155550100", " ")).unwrap_err()),
+            "invalid_body"
+        );
+        assert_eq!(
+            code(check_item(&item("+14155550100", &"a".repeat(1601))).unwrap_err()),
+            "invalid_body"
+        );
+    }
+}

@@ -1,0 +1,277 @@
+//! Provider adapters: one module per provider that knows everything about that provider and
+//! nothing else. Adding a provider means adding a module and one line in [`Registry::new`].
+
+pub mod twilio;
+
+use crate::domain::{
+    Connection, ConnectionSecrets, Provider, ProviderFields, Status, ValidationErrors,
+};
+use crate::webhook::{RouteKind, WebhookReply, WebhookRequest};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+use url::Url;
+
+/// Everything an adapter needs to send one message through one connection.
+pub struct SendContext<'a> {
+    pub http: &'a reqwest::Client,
+    pub connection: &'a Connection,
+    pub secrets: &'a ConnectionSecrets,
+    /// The deployment's `BYOSMS_<PROVIDER>_API_URL` override, if any.
+    pub api_base: Option<&'a Url>,
+    /// Our status route for this connection's org, when a public base URL is known. Adapters that
+    /// set a per-message callback add our message id the way their provider allows.
+    pub status_callback: Option<&'a Url>,
+    /// Our inbound route for this connection's org (for providers that take it per message).
+    pub inbound_callback: Option<&'a Url>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutboundMessage {
+    /// Our id (the idempotency key), carried to the provider wherever its API allows.
+    pub message_id: String,
+    /// E.164 with `+`.
+    pub to: String,
+    pub body: String,
+}
+
+/// The provider accepted the message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Accepted {
+    pub provider_message_id: String,
+    /// The provider's word for the initial state, when it gives one.
+    pub provider_status: Option<String>,
+    pub status: Status,
+}
+
+/// Whether a failed send may be tried again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Retry {
+    /// The provider provably did not accept the request (connection refused, 429 "not processed"):
+    /// the same request may be sent again.
+    NotAccepted,
+    /// The request may have been accepted (timeout after it left, 5xx): never re-sent blindly.
+    OutcomeUnknown,
+    /// Sending again cannot succeed without a change (bad number, bad credentials, opted out).
+    Never,
+}
+
+/// A classified send failure. `code` is our vocabulary: `invalid_number`, `opted_out`,
+/// `invalid_sender`, `auth_failed`, `throttled`, `provider_unavailable`, `outcome_unknown`,
+/// `rejected`, `config_error`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct SendError {
+    pub code: &'static str,
+    pub message: String,
+    pub provider_code: Option<String>,
+    pub retry: Retry,
+}
+
+impl SendError {
+    pub fn new(code: &'static str, message: impl Into<String>, retry: Retry) -> Self {
+        SendError {
+            code,
+            message: message.into(),
+            provider_code: None,
+            retry,
+        }
+    }
+
+    pub fn with_provider_code(mut self, code: impl Into<String>) -> Self {
+        self.provider_code = Some(code.into());
+        self
+    }
+
+    /// Classifies a transport error: only a request that provably never left may be retried.
+    pub fn from_transport(err: &reqwest::Error) -> Self {
+        if err.is_connect() {
+            SendError::new(
+                "provider_unavailable",
+                "could not connect to the provider",
+                Retry::NotAccepted,
+            )
+        } else if err.is_timeout() {
+            SendError::new(
+                "outcome_unknown",
+                "the provider did not answer in time; the message may have been accepted",
+                Retry::OutcomeUnknown,
+            )
+        } else {
+            SendError::new(
+                "outcome_unknown",
+                "the connection to the provider failed mid-request; the message may have been accepted",
+                Retry::OutcomeUnknown,
+            )
+        }
+    }
+}
+
+/// Why a webhook did not authenticate against one connection.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// The request carries no credentials of this provider's kind (401).
+    #[error("missing {0}")]
+    Missing(&'static str),
+    /// Credentials are present but do not verify (403).
+    #[error("invalid {0}")]
+    Invalid(&'static str),
+}
+
+/// The whole request could not be read (400).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ParseError(pub String);
+
+/// The request's body is of a kind this provider never sends (415).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unsupported content type {0}")]
+pub struct UnsupportedMediaType(pub String);
+
+/// A delivery status report, normalized.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatusReport {
+    pub provider_message_id: String,
+    /// Our id, when the provider echoed it back.
+    pub message_id: Option<String>,
+    pub provider_status: String,
+    pub status: Status,
+    pub error_code: Option<String>,
+    pub occurred_at: Option<DateTime<Utc>>,
+    /// The provider says the recipient opted out (Twilio 21610, MessageBird 103).
+    pub opt_out: bool,
+    /// Identifies this report across provider retries.
+    pub dedupe_key: String,
+}
+
+/// One part of a multipart inbound message that the provider did not join.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MessagePart {
+    pub reference: String,
+    pub total: u16,
+    pub index: u16,
+}
+
+/// An inbound message (a reply), normalized. Numbers are E.164 with `+` where international.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InboundReport {
+    pub provider_message_id: String,
+    pub from: String,
+    pub to: String,
+    pub text: String,
+    pub occurred_at: Option<DateTime<Utc>>,
+    pub part: Option<MessagePart>,
+    /// The provider itself flags the message as an opt-out (MessageMedia `OPT_OUT_SMS`).
+    pub opt_out: bool,
+    pub dedupe_key: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WebhookItem {
+    Status(StatusReport),
+    Inbound(InboundReport),
+}
+
+/// A request's items; a batch keeps its good items when one is bad.
+pub type ParsedItems = Vec<Result<WebhookItem, ParseError>>;
+
+/// What `byosms simulate` asks an adapter to produce.
+#[derive(Clone, Debug)]
+pub enum SampleEvent {
+    Inbound {
+        from: String,
+        to: String,
+        text: String,
+    },
+    Status {
+        provider_message_id: String,
+        provider_status: String,
+        error_code: Option<String>,
+    },
+}
+
+/// A ready-to-send HTTP request, correctly signed, as the provider would make it.
+#[derive(Clone, Debug)]
+pub struct SignedRequest {
+    pub method: http::Method,
+    pub url: Url,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+#[async_trait]
+pub trait ProviderAdapter: Send + Sync {
+    fn provider(&self) -> Provider;
+
+    /// Checks an admin's provider fields (everything but name, access and enabled) and splits them
+    /// into settings and secrets. Every broken rule is reported, naming the field.
+    fn validate_connection(
+        &self,
+        fields: &Map<String, Value>,
+    ) -> Result<ProviderFields, ValidationErrors>;
+
+    /// Sends one message. Does not retry: the send pipeline decides that from [`SendError::retry`].
+    async fn send(
+        &self,
+        ctx: &SendContext<'_>,
+        message: &OutboundMessage,
+    ) -> Result<Accepted, SendError>;
+
+    /// Whether the request was made by the provider for this connection. Constant-time wherever a
+    /// secret is compared.
+    fn authenticate(
+        &self,
+        request: &WebhookRequest,
+        connection: &Connection,
+        secrets: &ConnectionSecrets,
+    ) -> Result<(), AuthError>;
+
+    /// Refuses bodies this provider never sends, before any authentication work.
+    fn check_media_type(&self, request: &WebhookRequest) -> Result<(), UnsupportedMediaType>;
+
+    /// Reads an authenticated request into items. A payload of the other kind than the route is
+    /// returned for what it is.
+    fn parse(&self, request: &WebhookRequest, route: RouteKind) -> Result<ParsedItems, ParseError>;
+
+    /// The answer the provider expects once the request's items are durably stored.
+    fn acknowledge(&self, route: RouteKind) -> WebhookReply;
+
+    /// A correctly signed request as the provider would send it to `url` (local testing).
+    fn sample_webhook(
+        &self,
+        event: &SampleEvent,
+        url: &Url,
+        connection: &Connection,
+        secrets: &ConnectionSecrets,
+    ) -> Result<SignedRequest, ParseError>;
+}
+
+/// The adapters of every supported provider, by provider.
+#[derive(Clone)]
+pub struct Registry {
+    adapters: HashMap<Provider, Arc<dyn ProviderAdapter>>,
+}
+
+impl Registry {
+    pub fn new() -> Self {
+        let mut adapters: HashMap<Provider, Arc<dyn ProviderAdapter>> = HashMap::new();
+        adapters.insert(Provider::Twilio, Arc::new(twilio::Twilio));
+        Registry { adapters }
+    }
+
+    pub fn get(&self, provider: Provider) -> Option<&dyn ProviderAdapter> {
+        self.adapters.get(&provider).map(|a| a.as_ref())
+    }
+
+    pub fn supports(&self, provider: Provider) -> bool {
+        self.adapters.contains_key(&provider)
+    }
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry::new()
+    }
+}

@@ -1,0 +1,561 @@
+//! Twilio Programmable Messaging: the Messages API, `X-Twilio-Signature`, TwiML acknowledgements.
+//! Facts and vectors: `providers/twilio.md` of the reference material.
+
+use super::{
+    Accepted, AuthError, InboundReport, OutboundMessage, ParseError, ParsedItems, ProviderAdapter,
+    Retry, SampleEvent, SendContext, SendError, SignedRequest, StatusReport, UnsupportedMediaType,
+    WebhookItem,
+};
+use crate::domain::{
+    Connection, ConnectionSecrets, FieldReader, Provider, ProviderFields, Status, ValidationErrors,
+    phone,
+};
+use crate::webhook::{RouteKind, WebhookReply, WebhookRequest, encode_query_value};
+use async_trait::async_trait;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use sha1::Sha1;
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, BTreeSet};
+use subtle::ConstantTimeEq;
+use url::Url;
+
+pub const API_BASE: &str = "https://api.twilio.com";
+pub const SIGNATURE_HEADER: &str = "x-twilio-signature";
+/// The query parameter of our `StatusCallback` URL that carries our message id.
+pub const MESSAGE_ID_PARAM: &str = "messageId";
+const TWIML_EMPTY: &str = r#"<?xml version="1.0" encoding="UTF-8"?><Response/>"#;
+
+pub struct Twilio;
+
+fn is_hex(s: &str, len: usize) -> bool {
+    s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+fn is_sid(s: &str, prefix: &str) -> bool {
+    s.strip_prefix(prefix).is_some_and(|rest| is_hex(rest, 32))
+}
+
+/// The sender a connection uses: a Messaging Service or a `From` address.
+#[derive(Debug, PartialEq, Eq)]
+enum Sender<'a> {
+    MessagingService(&'a str),
+    From(&'a str),
+}
+
+fn sender(from: &str) -> Sender<'_> {
+    if is_sid(from, "MG") {
+        Sender::MessagingService(from)
+    } else {
+        Sender::From(from)
+    }
+}
+
+fn validate_from(from: &str) -> Result<String, String> {
+    if is_sid(from, "MG") {
+        return Ok(from.to_string());
+    }
+    let digits = from.strip_prefix('+').unwrap_or(from);
+    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        if !from.starts_with('+') && (5..=6).contains(&digits.len()) {
+            return Ok(from.to_string()); // a short code
+        }
+        let number = format!("+{digits}");
+        return if phone::is_e164(&number) {
+            Ok(number)
+        } else {
+            Err("must be a phone number with its country code (8 to 15 digits), a short code, an alphanumeric sender id of at most 11 characters, or a Messaging Service id (MG + 32 hex)".into())
+        };
+    }
+    let alphanumeric = from.len() <= 11
+        && from.bytes().all(|b| b.is_ascii_alphanumeric() || b == b' ')
+        && from.bytes().any(|b| b.is_ascii_alphabetic());
+    if alphanumeric {
+        Ok(from.to_string())
+    } else if from.starts_with("MG") {
+        Err("looks like a Messaging Service id but is not MG followed by 32 hex digits".into())
+    } else {
+        Err("an alphanumeric sender id has at most 11 characters (letters, digits, spaces) with at least one letter".into())
+    }
+}
+
+/// `base64(HMAC-SHA1(authToken, url + concat(sorted name + value)))`. Repeated names contribute
+/// each distinct value once, in sorted order (as twilio-python does).
+pub fn signature(auth_token: &str, url: &str, params: &[(String, String)]) -> String {
+    let mut sorted: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for (k, v) in params {
+        sorted.entry(k).or_default().insert(v);
+    }
+    let mut mac = Hmac::<Sha1>::new_from_slice(auth_token.as_bytes())
+        .expect("HMAC takes a key of any length");
+    mac.update(url.as_bytes());
+    for (k, values) in sorted {
+        for v in values {
+            mac.update(k.as_bytes());
+            mac.update(v.as_bytes());
+        }
+    }
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
+/// The URL forms Twilio may have signed: as given, without the port, and with the default port.
+fn url_variants(url: &str) -> Vec<String> {
+    let mut variants = vec![url.to_string()];
+    if let Ok(parsed) = Url::parse(url) {
+        let mut without = parsed.clone();
+        if without.port().is_some() && without.set_port(None).is_ok() {
+            variants.push(without.to_string());
+        }
+        // `Url` drops a default port it is given, so the `:443`/`:80` form is spliced in by hand.
+        if parsed.port().is_none()
+            && let (Some(host), Some(default)) = (parsed.host_str(), parsed.port_or_known_default())
+        {
+            let authority = format!("{host}:{default}");
+            let prefix = format!("{}://{}", parsed.scheme(), host);
+            if let Some(rest) = url.strip_prefix(&prefix) {
+                variants.push(format!("{}://{authority}{rest}", parsed.scheme()));
+            }
+        }
+    }
+    variants
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The parameters a webhook carries: the form body of a POST, the query of a GET, or the string
+/// fields of a JSON body.
+fn webhook_params(request: &WebhookRequest) -> Result<Vec<(String, String)>, ParseError> {
+    if request.method == http::Method::GET {
+        return Ok(request.query_pairs());
+    }
+    if request.is_json() {
+        let value: Value = serde_json::from_slice(&request.body)
+            .map_err(|e| ParseError(format!("body is not valid JSON: {e}")))?;
+        let Value::Object(map) = value else {
+            return Err(ParseError("JSON body must be an object".into()));
+        };
+        return Ok(map
+            .into_iter()
+            .filter_map(|(k, v)| match v {
+                Value::String(s) => Some((k, s)),
+                Value::Number(n) => Some((k, n.to_string())),
+                _ => None,
+            })
+            .collect());
+    }
+    request
+        .form_pairs()
+        .ok_or_else(|| ParseError("form body is not valid UTF-8".into()))
+}
+
+fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// Twilio's `MessageStatus` words, normalized (twilio-oai `message_enum_status`).
+pub fn normalize_status(word: &str) -> Status {
+    match word {
+        "accepted" | "scheduled" => Status::Accepted,
+        "queued" | "sending" => Status::Queued,
+        "sent" => Status::Sent,
+        "delivered" => Status::Delivered,
+        "read" => Status::Read,
+        "undelivered" | "partially_delivered" => Status::Undelivered,
+        "failed" | "canceled" => Status::Failed,
+        _ => Status::Unknown,
+    }
+}
+
+const OPTED_OUT: &str = "21610";
+
+/// Our message id from the `StatusCallback` query, if it is one we could have written.
+fn our_message_id(request: &WebhookRequest) -> Option<String> {
+    request
+        .query_pairs()
+        .into_iter()
+        .find(|(k, _)| k == MESSAGE_ID_PARAM)
+        .map(|(_, v)| v)
+        .filter(|v| crate::pipeline::send::is_valid_message_id(v))
+}
+
+fn parse_status(
+    request: &WebhookRequest,
+    params: &[(String, String)],
+    word: &str,
+) -> Result<WebhookItem, ParseError> {
+    let sid = param(params, "MessageSid")
+        .or_else(|| param(params, "SmsSid"))
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| ParseError("status report has no MessageSid".into()))?;
+    let error_code = param(params, "ErrorCode")
+        .filter(|c| !c.is_empty())
+        .map(str::to_string);
+    Ok(WebhookItem::Status(StatusReport {
+        provider_message_id: sid.to_string(),
+        message_id: our_message_id(request),
+        provider_status: word.to_string(),
+        status: normalize_status(word),
+        opt_out: error_code.as_deref() == Some(OPTED_OUT),
+        error_code,
+        occurred_at: None, // Twilio status callbacks carry no timestamp
+        dedupe_key: format!("status:{sid}:{word}"),
+    }))
+}
+
+fn parse_inbound(params: &[(String, String)]) -> Result<WebhookItem, ParseError> {
+    let required = |name: &str| {
+        param(params, name)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| ParseError(format!("inbound message has no {name}")))
+    };
+    let sid = param(params, "MessageSid")
+        .or_else(|| param(params, "SmsMessageSid"))
+        .or_else(|| param(params, "SmsSid"))
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| ParseError("inbound message has no MessageSid".into()))?;
+    let from = required("From")?;
+    let to = required("To")?;
+    let mut text = param(params, "Body").unwrap_or_default().to_string();
+    // Media-only replies still reach the survey system, as their URLs.
+    let media = param(params, "NumMedia")
+        .and_then(|n| n.parse::<usize>().ok())
+        .unwrap_or(0);
+    for i in 0..media.min(10) {
+        if let Some(url) = param(params, &format!("MediaUrl{i}")) {
+            if !text.is_empty() {
+                text.push('\n');
+            }
+            text.push_str(url);
+        }
+    }
+    Ok(WebhookItem::Inbound(InboundReport {
+        provider_message_id: sid.to_string(),
+        from: phone::normalize(from),
+        to: phone::normalize(to),
+        text,
+        occurred_at: None,
+        part: None, // Twilio joins long messages before calling
+        opt_out: false,
+        dedupe_key: format!("inbound:{sid}"),
+    }))
+}
+
+#[derive(Deserialize)]
+struct MessageCreated {
+    sid: String,
+    status: Option<String>,
+}
+
+/// Both error shapes: legacy `{code, message, status}` and RFC 9457 `{code, detail, title}`.
+#[derive(Deserialize, Default)]
+struct ApiError {
+    code: Option<Value>,
+    message: Option<String>,
+    detail: Option<String>,
+    title: Option<String>,
+}
+
+fn classify(http_status: u16, body: &str) -> SendError {
+    let api: ApiError = serde_json::from_str(body).unwrap_or_default();
+    let code = api.code.as_ref().map(|c| match c {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    });
+    let text = api
+        .message
+        .or(api.detail)
+        .or(api.title)
+        .unwrap_or_else(|| format!("Twilio answered HTTP {http_status}"));
+    let (ours, retry) = match (http_status, code.as_deref()) {
+        (429, _) | (_, Some("20429")) => ("throttled", Retry::NotAccepted),
+        (_, Some(OPTED_OUT)) => ("opted_out", Retry::Never),
+        (_, Some("21211" | "21614")) => ("invalid_number", Retry::Never),
+        (_, Some("21212" | "21606" | "21703")) => ("invalid_sender", Retry::Never),
+        (401, _) | (_, Some("20003")) => ("auth_failed", Retry::Never),
+        (503, _) => ("provider_unavailable", Retry::NotAccepted),
+        (500..=599, _) => ("outcome_unknown", Retry::OutcomeUnknown),
+        _ => ("rejected", Retry::Never),
+    };
+    let err = SendError::new(ours, text, retry);
+    match code {
+        Some(c) => err.with_provider_code(c),
+        None => err,
+    }
+}
+
+#[async_trait]
+impl ProviderAdapter for Twilio {
+    fn provider(&self) -> Provider {
+        Provider::Twilio
+    }
+
+    fn validate_connection(
+        &self,
+        fields: &Map<String, Value>,
+    ) -> Result<ProviderFields, ValidationErrors> {
+        let mut r = FieldReader::new(fields);
+        r.setting("accountSid", |v| {
+            if is_sid(v, "AC") {
+                Ok(v.to_string())
+            } else {
+                Err("must be AC followed by 32 hex digits".into())
+            }
+        });
+        r.secret("authToken", |v| {
+            if is_hex(v, 32) {
+                Ok(v.to_string())
+            } else {
+                Err("must be 32 hex digits".into())
+            }
+        });
+        r.setting("from", validate_from);
+        r.finish()
+    }
+
+    async fn send(
+        &self,
+        ctx: &SendContext<'_>,
+        message: &OutboundMessage,
+    ) -> Result<Accepted, SendError> {
+        let config_error =
+            |what: &str| SendError::new("config_error", what.to_string(), Retry::Never);
+        let account_sid = ctx
+            .connection
+            .setting("accountSid")
+            .ok_or_else(|| config_error("connection has no accountSid"))?;
+        let from = ctx
+            .connection
+            .setting("from")
+            .ok_or_else(|| config_error("connection has no from"))?;
+        let auth_token = ctx
+            .secrets
+            .expose("authToken")
+            .ok_or_else(|| config_error("connection secret has no authToken"))?;
+        let base = ctx
+            .api_base
+            .map_or(API_BASE, |u| u.as_str().trim_end_matches('/'));
+        let endpoint = format!("{base}/2010-04-01/Accounts/{account_sid}/Messages.json");
+
+        let mut form: Vec<(&str, String)> = vec![("To", message.to.clone())];
+        match sender(from) {
+            Sender::MessagingService(sid) => form.push(("MessagingServiceSid", sid.to_string())),
+            Sender::From(from) => form.push(("From", from.to_string())),
+        }
+        form.push(("Body", message.body.clone()));
+        if let Some(callback) = ctx.status_callback {
+            // The query is part of what Twilio signs, exactly as we give it: one parameter.
+            let mut url = callback.clone();
+            url.set_query(Some(&format!(
+                "{MESSAGE_ID_PARAM}={}",
+                encode_query_value(&message.message_id)
+            )));
+            form.push(("StatusCallback", url.to_string()));
+        }
+
+        let response = ctx
+            .http
+            .post(&endpoint)
+            .basic_auth(account_sid, Some(auth_token))
+            .header(http::header::ACCEPT, "application/json")
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| SendError::from_transport(&e))?;
+        let status = response.status().as_u16();
+        let body = response
+            .text()
+            .await
+            .map_err(|e| SendError::from_transport(&e))?;
+        if !(200..300).contains(&status) {
+            return Err(classify(status, &body));
+        }
+        let created: MessageCreated = serde_json::from_str(&body).map_err(|_| {
+            SendError::new(
+                "outcome_unknown",
+                "Twilio accepted the request but its answer could not be read",
+                Retry::OutcomeUnknown,
+            )
+        })?;
+        let status = created
+            .status
+            .as_deref()
+            .map(normalize_status)
+            .filter(|s| *s != Status::Unknown)
+            .unwrap_or(Status::Accepted);
+        Ok(Accepted {
+            provider_message_id: created.sid,
+            provider_status: created.status,
+            status,
+        })
+    }
+
+    fn authenticate(
+        &self,
+        request: &WebhookRequest,
+        connection: &Connection,
+        secrets: &ConnectionSecrets,
+    ) -> Result<(), AuthError> {
+        let header = request
+            .header(SIGNATURE_HEADER)
+            .ok_or(AuthError::Missing("X-Twilio-Signature header"))?;
+        let token = secrets
+            .expose("authToken")
+            .ok_or(AuthError::Invalid("X-Twilio-Signature"))?;
+        // Only a form POST signs its parameters; GET and JSON sign the URL alone.
+        let signed_params = if request.method == http::Method::POST && !request.is_json() {
+            request
+                .form_pairs()
+                .ok_or(AuthError::Invalid("X-Twilio-Signature"))?
+        } else {
+            Vec::new()
+        };
+        let matches = url_variants(&request.public_url).iter().any(|url| {
+            let expected = signature(token, url, &signed_params);
+            bool::from(expected.as_bytes().ct_eq(header.as_bytes()))
+        });
+        if !matches {
+            return Err(AuthError::Invalid("X-Twilio-Signature"));
+        }
+        if request.is_json() {
+            let claimed = request
+                .query_pairs()
+                .into_iter()
+                .find(|(k, _)| k == "bodySHA256")
+                .map(|(_, v)| v)
+                .ok_or(AuthError::Invalid("bodySHA256"))?;
+            let actual = sha256_hex(&request.body);
+            if !bool::from(
+                actual
+                    .as_bytes()
+                    .ct_eq(claimed.to_ascii_lowercase().as_bytes()),
+            ) {
+                return Err(AuthError::Invalid("bodySHA256"));
+            }
+        }
+        // A valid signature from another account's token cannot happen, but a subaccount or a
+        // copied token could sign for the wrong connection: the account must match too.
+        if let Ok(params) = webhook_params(request)
+            && let Some(account) = param(&params, "AccountSid")
+            && Some(account) != connection.setting("accountSid")
+        {
+            return Err(AuthError::Invalid("AccountSid"));
+        }
+        Ok(())
+    }
+
+    fn check_media_type(&self, request: &WebhookRequest) -> Result<(), UnsupportedMediaType> {
+        if request.method == http::Method::GET || request.is_form() || request.is_json() {
+            return Ok(());
+        }
+        Err(UnsupportedMediaType(
+            request.media_type().unwrap_or_else(|| "(none)".into()),
+        ))
+    }
+
+    fn parse(
+        &self,
+        request: &WebhookRequest,
+        _route: RouteKind,
+    ) -> Result<ParsedItems, ParseError> {
+        let params = webhook_params(request)?;
+        if params.is_empty() {
+            return Err(ParseError("request carries no parameters".into()));
+        }
+        // What the payload is, not the route it came in on, decides how it is recorded.
+        let item = match param(&params, "MessageStatus").or_else(|| param(&params, "SmsStatus")) {
+            Some("received" | "receiving") => parse_inbound(&params)?,
+            Some(word) if !word.is_empty() => parse_status(request, &params, word)?,
+            _ if param(&params, "Body").is_some() => parse_inbound(&params)?,
+            _ => {
+                return Err(ParseError(
+                    "neither a status report (MessageStatus) nor an inbound message (Body)".into(),
+                ));
+            }
+        };
+        Ok(vec![Ok(item)])
+    }
+
+    fn acknowledge(&self, _route: RouteKind) -> WebhookReply {
+        WebhookReply::new(200, "text/xml", TWIML_EMPTY)
+    }
+
+    fn sample_webhook(
+        &self,
+        event: &SampleEvent,
+        url: &Url,
+        connection: &Connection,
+        secrets: &ConnectionSecrets,
+    ) -> Result<SignedRequest, ParseError> {
+        let token = secrets
+            .expose("authToken")
+            .ok_or_else(|| ParseError("connection secret has no authToken".into()))?;
+        let account = connection.setting("accountSid").unwrap_or_default();
+        let mut params: Vec<(String, String)> = vec![
+            ("AccountSid".into(), account.into()),
+            ("ApiVersion".into(), "2010-04-01".into()),
+        ];
+        match event {
+            SampleEvent::Inbound { from, to, text } => {
+                let sid = format!("SM{}", uuid::Uuid::new_v4().simple());
+                params.extend([
+                    ("MessageSid".into(), sid.clone()),
+                    ("SmsMessageSid".into(), sid.clone()),
+                    ("SmsSid".into(), sid),
+                    ("From".into(), from.clone()),
+                    ("To".into(), to.clone()),
+                    ("Body".into(), text.clone()),
+                    ("NumMedia".into(), "0".into()),
+                    ("NumSegments".into(), "1".into()),
+                    ("SmsStatus".into(), "received".into()),
+                ]);
+            }
+            SampleEvent::Status {
+                provider_message_id,
+                provider_status,
+                error_code,
+            } => {
+                params.extend([
+                    ("MessageSid".into(), provider_message_id.clone()),
+                    ("SmsSid".into(), provider_message_id.clone()),
+                    ("MessageStatus".into(), provider_status.clone()),
+                    ("SmsStatus".into(), provider_status.clone()),
+                ]);
+                if let Some(from) = connection.setting("from") {
+                    params.push(("From".into(), from.into()));
+                }
+                if let Some(code) = error_code {
+                    params.push(("ErrorCode".into(), code.clone()));
+                }
+            }
+        }
+        let sig = signature(token, url.as_str(), &params);
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(&params)
+            .finish();
+        Ok(SignedRequest {
+            method: http::Method::POST,
+            url: url.clone(),
+            headers: vec![
+                (
+                    "Content-Type".into(),
+                    "application/x-www-form-urlencoded".into(),
+                ),
+                ("X-Twilio-Signature".into(), sig),
+            ],
+            body: body.into_bytes(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;
