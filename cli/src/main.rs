@@ -1,1 +1,312 @@
-fn main() {}
+//! `byosms`: the local gateway (`serve`) and the admin and test commands around it. Every command
+//! works on the embedded store in `--data-dir` or, with `--aws`, on DynamoDB and Secrets Manager.
+
+use byosms::{Deps, Settings};
+use byosms_cli::commands::{
+    self, CliError, Context, DEFAULT_ADDR, connection, messaging, simulate,
+};
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use url::Url;
+
+#[derive(Parser)]
+#[command(
+    name = "byosms",
+    version,
+    about = "Bring your own SMS provider: local gateway and admin"
+)]
+struct Cli {
+    /// The embedded store's directory (one SQLite file, shared by every command while they run).
+    #[arg(
+        long,
+        global = true,
+        env = "BYOSMS_DATA_DIR",
+        default_value = "./.byosms"
+    )]
+    data_dir: PathBuf,
+    /// Use DynamoDB and Secrets Manager (default AWS config; AWS_ENDPOINT_URL for an emulator).
+    #[arg(long, global = true)]
+    aws: bool,
+    /// Machine-readable output.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the local gateway: the webhook routes, POST /send and GET /healthz.
+    Serve {
+        #[arg(long, default_value = DEFAULT_ADDR)]
+        addr: String,
+    },
+    /// Add, list, show or remove an org's provider connections.
+    #[command(subcommand)]
+    Connection(ConnectionCommand),
+    /// The webhook URLs an admin configures at the provider.
+    WebhookUrls {
+        #[arg(long)]
+        org: String,
+        /// The public base URL (default: BYOSMS_PUBLIC_BASE_URL, else the local gateway).
+        #[arg(long)]
+        base_url: Option<Url>,
+        /// Only this provider (default: every provider the org has a connection of).
+        #[arg(long)]
+        provider: Option<String>,
+    },
+    /// Send one message through the send pipeline.
+    Send(SendArgs),
+    /// The org's recorded events, oldest first, as JSON lines.
+    Events {
+        #[arg(long)]
+        org: String,
+        /// At most this many (the newest).
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+    },
+    /// Message records.
+    #[command(subcommand)]
+    Message(MessageCommand),
+    /// Post a correctly signed provider webhook to a running gateway.
+    #[command(subcommand)]
+    Simulate(SimulateCommand),
+}
+
+#[derive(Subcommand)]
+enum ConnectionCommand {
+    /// Validate a connection file (JSON, camelCase fields) and store it; prints its id and URLs.
+    Add {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        file: PathBuf,
+        /// The connection id (default: generated).
+        #[arg(long)]
+        id: Option<String>,
+        /// The provider, if the file has no "provider" field.
+        #[arg(long)]
+        provider: Option<String>,
+        /// The public base URL for the printed webhook URLs.
+        #[arg(long)]
+        base_url: Option<Url>,
+    },
+    List {
+        #[arg(long)]
+        org: String,
+    },
+    Show {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        id: String,
+    },
+    Remove {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        id: String,
+    },
+}
+
+#[derive(Args)]
+struct SendArgs {
+    #[arg(long)]
+    org: String,
+    #[arg(long)]
+    to: String,
+    #[arg(long)]
+    body: String,
+    /// The connection (default: the org's only enabled connection).
+    #[arg(long)]
+    connection: Option<String>,
+    /// The idempotency key (default: generated).
+    #[arg(long)]
+    message_id: Option<String>,
+    /// The user the access grant is checked for.
+    #[arg(long, default_value = "cli")]
+    user: String,
+}
+
+#[derive(Subcommand)]
+enum MessageCommand {
+    /// One message record with its current status.
+    Show {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        message_id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum SimulateCommand {
+    /// A reply from a recipient.
+    Inbound {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        connection: Option<String>,
+        #[arg(long)]
+        from: String,
+        /// Default: the connection's number.
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long)]
+        text: String,
+        #[arg(long, default_value = "http://127.0.0.1:8787")]
+        gateway: Url,
+    },
+    /// A delivery report for a message we sent.
+    Status {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        message_id: String,
+        /// The provider's own status word (Twilio: queued, sent, delivered, undelivered, failed, ...).
+        #[arg(long)]
+        status: String,
+        #[arg(long)]
+        error_code: Option<String>,
+        #[arg(long, default_value = "http://127.0.0.1:8787")]
+        gateway: Url,
+    },
+}
+
+async fn deps(cli: &Cli, settings: Settings) -> Result<Deps, CliError> {
+    if cli.aws {
+        let sdk = aws_config::load_from_env().await;
+        Ok(Deps::aws(&sdk, settings))
+    } else {
+        Ok(Deps::embedded(&cli.data_dir, settings)?)
+    }
+}
+
+/// Runs the command; `Ok(false)` when it ran but what it reports failed (a refused send).
+async fn run(cli: Cli) -> Result<bool, CliError> {
+    let mut settings = Settings::from_env()?;
+    if let Command::Serve { addr } = &cli.command {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let bound = listener.local_addr()?;
+        if settings.public_base_url.is_none() {
+            settings.public_base_url = Some(commands::local_base(&bound.to_string()));
+        }
+        let deps = deps(&cli, settings).await?;
+        let store = if cli.aws {
+            "DynamoDB + Secrets Manager".to_string()
+        } else {
+            cli.data_dir.display().to_string()
+        };
+        eprintln!("byosms gateway on http://{bound} (store: {store}); Ctrl-C stops it");
+        byosms_cli::gateway::serve(listener, deps).await?;
+        return Ok(true);
+    }
+    let ctx = Context {
+        deps: deps(&cli, settings).await?,
+        json: cli.json,
+    };
+    match &cli.command {
+        Command::Serve { .. } => unreachable!("handled above"),
+        Command::Connection(c) => match c {
+            ConnectionCommand::Add {
+                org,
+                file,
+                id,
+                provider,
+                base_url,
+            } => {
+                connection::add(
+                    &ctx,
+                    org,
+                    file,
+                    id.as_deref(),
+                    provider.as_deref(),
+                    base_url.as_ref(),
+                )
+                .await?
+            }
+            ConnectionCommand::List { org } => connection::list(&ctx, org).await?,
+            ConnectionCommand::Show { org, id } => connection::show(&ctx, org, id).await?,
+            ConnectionCommand::Remove { org, id } => connection::remove(&ctx, org, id).await?,
+        },
+        Command::WebhookUrls {
+            org,
+            base_url,
+            provider,
+        } => connection::webhook_urls(&ctx, org, base_url.as_ref(), provider.as_deref()).await?,
+        Command::Send(a) => {
+            return messaging::send(
+                &ctx,
+                messaging::SendArgs {
+                    org: &a.org,
+                    connection: a.connection.as_deref(),
+                    user: &a.user,
+                    message_id: a.message_id.as_deref(),
+                    to: &a.to,
+                    body: &a.body,
+                },
+            )
+            .await;
+        }
+        Command::Events { org, limit } => messaging::events(&ctx, org, *limit).await?,
+        Command::Message(MessageCommand::Show { org, message_id }) => {
+            messaging::show_message(&ctx, org, message_id).await?
+        }
+        Command::Simulate(SimulateCommand::Inbound {
+            org,
+            connection,
+            from,
+            to,
+            text,
+            gateway,
+        }) => {
+            return simulate::inbound(
+                &ctx,
+                simulate::InboundArgs {
+                    org,
+                    connection: connection.as_deref(),
+                    from,
+                    to: to.as_deref(),
+                    text,
+                    gateway,
+                },
+            )
+            .await;
+        }
+        Command::Simulate(SimulateCommand::Status {
+            org,
+            message_id,
+            status,
+            error_code,
+            gateway,
+        }) => {
+            return simulate::status(
+                &ctx,
+                simulate::StatusArgs {
+                    org,
+                    message_id,
+                    status,
+                    error_code: error_code.as_deref(),
+                    gateway,
+                },
+            )
+            .await;
+        }
+    }
+    Ok(true)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    byosms::telemetry::init_text();
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}

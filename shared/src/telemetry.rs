@@ -1,6 +1,6 @@
 //! Structured logs: JSON lines in Lambda, readable text for the CLI.
 
-use tracing_subscriber::EnvFilter;
+pub use tracing_subscriber::EnvFilter;
 
 fn filter() -> EnvFilter {
     EnvFilter::try_from_env("BYOSMS_LOG")
@@ -10,9 +10,18 @@ fn filter() -> EnvFilter {
 
 /// JSON logs without ANSI colours or timestamps (CloudWatch adds its own).
 pub fn init_json() {
+    init_json_to(std::io::stdout, filter());
+}
+
+/// The Lambdas' log format, written to `writer` (tests read it back to prove no secret is logged).
+pub fn init_json_to<W>(writer: W, filter: EnvFilter)
+where
+    W: for<'a> tracing_subscriber::fmt::MakeWriter<'a> + Send + Sync + 'static,
+{
     let _ = tracing_subscriber::fmt()
         .json()
-        .with_env_filter(filter())
+        .with_writer(writer)
+        .with_env_filter(filter)
         .with_current_span(true)
         .with_target(false)
         .without_time()

@@ -1,1 +1,13 @@
-fn main() {}
+//! Lambda the distribution system invokes directly with a send event.
+
+use byosms::{Deps, Settings};
+use byosms_send::handle;
+use lambda_runtime::{Error, run, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    byosms::telemetry::init_json();
+    let sdk = aws_config::load_from_env().await;
+    let deps = Deps::aws(&sdk, Settings::from_env()?);
+    run(service_fn(|event| handle(&deps, event))).await
+}

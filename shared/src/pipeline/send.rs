@@ -164,10 +164,10 @@ fn failure(
     }
 }
 
-/// Checks one message before anything is claimed; a message that fails here was never sent.
-fn check_item(item: &SendItem) -> Result<(), SendResult> {
+/// Checks one message before anything is claimed: the refusal of a message that is never sent.
+fn refusal(item: &SendItem) -> Option<SendResult> {
     if !is_valid_message_id(&item.message_id) {
-        return Err(failure(
+        return Some(failure(
             &item.message_id,
             "invalid_message_id",
             format!(
@@ -177,7 +177,7 @@ fn check_item(item: &SendItem) -> Result<(), SendResult> {
         ));
     }
     if !phone::is_e164(&item.to) {
-        return Err(failure(
+        return Some(failure(
             &item.message_id,
             "invalid_number",
             "to must be an E.164 number: + and 8 to 15 digits",
@@ -185,7 +185,7 @@ fn check_item(item: &SendItem) -> Result<(), SendResult> {
         ));
     }
     if item.body.trim().is_empty() {
-        return Err(failure(
+        return Some(failure(
             &item.message_id,
             "invalid_body",
             "body is empty",
@@ -193,14 +193,14 @@ fn check_item(item: &SendItem) -> Result<(), SendResult> {
         ));
     }
     if item.body.chars().count() > MAX_BODY_CHARS {
-        return Err(failure(
+        return Some(failure(
             &item.message_id,
             "invalid_body",
             format!("body is longer than {MAX_BODY_CHARS} characters"),
             false,
         ));
     }
-    Ok(())
+    None
 }
 
 /// The answer a stored record gives.
@@ -338,7 +338,7 @@ pub async fn send(deps: &Deps, request: &SendRequest) -> Result<SendResponse, Se
     };
     let ctx = &ctx;
     let results: Vec<Result<SendResult, StoreError>> =
-        futures_util::stream::iter(&request.messages)
+        futures_util::stream::iter(request.messages.iter().cloned())
             .map(|item| send_one(deps, adapter, ctx, &request.user_id, item))
             .buffered(CONCURRENCY)
             .collect()
@@ -363,9 +363,10 @@ async fn send_one(
     adapter: &dyn ProviderAdapter,
     ctx: &SendContext<'_>,
     user_id: &str,
-    item: &SendItem,
+    item: SendItem,
 ) -> Result<SendResult, StoreError> {
-    if let Err(refused) = check_item(item) {
+    let item = &item;
+    if let Some(refused) = refusal(item) {
         return Ok(refused);
     }
     let connection = ctx.connection;
@@ -506,18 +507,18 @@ mod tests {
             to: to.into(),
             body: body.into(),
         };
-        assert!(check_item(&item("+14155550100", "hi")).is_ok());
+        assert!(refusal(&item("+14155550100", "hi")).is_none());
         let code = |r: SendResult| r.error.unwrap().code;
         assert_eq!(
-            code(check_item(&item("4155550100", "hi")).unwrap_err()),
+            code(refusal(&item("4155550100", "hi")).unwrap()),
             "invalid_number"
         );
         assert_eq!(
-            code(check_item(&item("+14155550100", " ")).unwrap_err()),
+            code(refusal(&item("+14155550100", " ")).unwrap()),
             "invalid_body"
         );
         assert_eq!(
-            code(check_item(&item("+14155550100", &"a".repeat(1601))).unwrap_err()),
+            code(refusal(&item("+14155550100", &"a".repeat(1601))).unwrap()),
             "invalid_body"
         );
     }

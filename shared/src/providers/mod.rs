@@ -186,6 +186,8 @@ pub enum SampleEvent {
         text: String,
     },
     Status {
+        /// Our id, carried where the provider would carry it (Twilio: the callback URL's query).
+        message_id: Option<String>,
         provider_message_id: String,
         provider_status: String,
         error_code: Option<String>,
@@ -238,7 +240,12 @@ pub trait ProviderAdapter: Send + Sync {
     /// The answer the provider expects once the request's items are durably stored.
     fn acknowledge(&self, route: RouteKind) -> WebhookReply;
 
-    /// A correctly signed request as the provider would send it to `url` (local testing).
+    /// What the admin must set up at the provider, given the org's two webhook URLs (printed by
+    /// `connection add`).
+    fn setup_guide(&self, message_url: &Url, status_url: &Url) -> String;
+
+    /// A correctly signed request as the provider would send it to `url`, our route for the
+    /// event's kind (local testing).
     fn sample_webhook(
         &self,
         event: &SampleEvent,

@@ -489,6 +489,15 @@ impl ProviderAdapter for Twilio {
         WebhookReply::new(200, "text/xml", TWIML_EMPTY)
     }
 
+    fn setup_guide(&self, message_url: &Url, _status_url: &Url) -> String {
+        format!(
+            "At Twilio, on the sending number (Phone Numbers > Active numbers > the number > Messaging) \
+             or on the Messaging Service (Integration > Incoming messages), set \"A message comes in\" \
+             to Webhook, HTTP POST, {message_url} (and the same URL as the fallback URL). \
+             Delivery reports need no setup: every message carries its own StatusCallback."
+        )
+    }
+
     fn sample_webhook(
         &self,
         event: &SampleEvent,
@@ -523,6 +532,7 @@ impl ProviderAdapter for Twilio {
                 provider_message_id,
                 provider_status,
                 error_code,
+                ..
             } => {
                 params.extend([
                     ("MessageSid".into(), provider_message_id.clone()),
@@ -538,13 +548,25 @@ impl ProviderAdapter for Twilio {
                 }
             }
         }
+        // A status callback goes to the URL we gave Twilio, our message id in its query.
+        let mut url = url.clone();
+        if let SampleEvent::Status {
+            message_id: Some(id),
+            ..
+        } = event
+        {
+            url.set_query(Some(&format!(
+                "{MESSAGE_ID_PARAM}={}",
+                encode_query_value(id)
+            )));
+        }
         let sig = signature(token, url.as_str(), &params);
         let body = form_urlencoded::Serializer::new(String::new())
             .extend_pairs(&params)
             .finish();
         Ok(SignedRequest {
             method: http::Method::POST,
-            url: url.clone(),
+            url,
             headers: vec![
                 (
                     "Content-Type".into(),

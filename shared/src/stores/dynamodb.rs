@@ -334,7 +334,7 @@ impl MessageStore for DynamoStore {
                     .load_message(&record.org_id, &record.message_id)
                     .await?
                     .ok_or_else(|| StoreError::Corrupt("claimed message vanished".into()))?;
-                Ok(Claim::Exists(existing.record))
+                Ok(Claim::Exists(Box::new(existing.record)))
             }
             Err(err) => Err(unavailable(err)),
         }

@@ -68,7 +68,7 @@ pub enum Claim {
     /// This caller owns the send.
     Claimed,
     /// The message id was claimed before; here is its record as it stands.
-    Exists(MessageRecord),
+    Exists(Box<MessageRecord>),
 }
 
 #[async_trait]

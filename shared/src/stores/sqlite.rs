@@ -343,7 +343,7 @@ impl MessageStore for SqliteStore {
             } else {
                 let existing = load_message(&tx, &record.org_id, &record.message_id)?
                     .ok_or_else(|| StoreError::Corrupt("claimed message vanished".into()))?;
-                Claim::Exists(existing)
+                Claim::Exists(Box::new(existing))
             };
             tx.commit()?;
             Ok(claim)

@@ -1,0 +1,11 @@
+//! Black-box tests of the bundle. Each pipeline test runs on both stores: the embedded SQLite
+//! file and DynamoDB + Secrets Manager (the real AWS SDK against moto, started by scripts/test).
+
+mod functions;
+mod gateway;
+mod idempotency;
+mod secrets;
+mod send;
+mod stores;
+mod support;
+mod webhooks;
