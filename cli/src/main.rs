@@ -42,6 +42,11 @@ enum Command {
         #[arg(long, default_value = DEFAULT_ADDR)]
         addr: String,
     },
+    /// Run a local stand-in for the providers' send APIs (point BYOSMS_TWILIO_API_URL at it).
+    Sandbox {
+        #[arg(long, default_value = "127.0.0.1:4010")]
+        addr: String,
+    },
     /// Add, list, show or remove an org's provider connections.
     #[command(subcommand)]
     Connection(ConnectionCommand),
@@ -202,12 +207,23 @@ async fn run(cli: Cli) -> Result<bool, CliError> {
         byosms_cli::gateway::serve(listener, deps).await?;
         return Ok(true);
     }
+    if let Command::Sandbox { addr } = &cli.command {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let bound = listener.local_addr()?;
+        eprintln!("byosms sandbox on http://{bound}; use it with BYOSMS_TWILIO_API_URL=http://{bound}");
+        byosms_cli::sandbox::serve(listener).await?;
+        return Ok(true);
+    }
+    // Callbacks and printed URLs point at the local gateway unless a public base is configured.
+    settings
+        .public_base_url
+        .get_or_insert_with(|| commands::local_base(DEFAULT_ADDR));
     let ctx = Context {
         deps: deps(&cli, settings).await?,
         json: cli.json,
     };
     match &cli.command {
-        Command::Serve { .. } => unreachable!("handled above"),
+        Command::Serve { .. } | Command::Sandbox { .. } => unreachable!("handled above"),
         Command::Connection(c) => match c {
             ConnectionCommand::Add {
                 org,
@@ -299,8 +315,10 @@ async fn run(cli: Cli) -> Result<bool, CliError> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    byosms::telemetry::init_text();
     let cli = Cli::parse();
+    // The servers report every request; one-shot commands only what went wrong.
+    let quiet = !matches!(cli.command, Command::Serve { .. } | Command::Sandbox { .. });
+    byosms::telemetry::init_text(if quiet { "warn" } else { "info" });
     match run(cli).await {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
