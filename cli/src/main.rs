@@ -210,7 +210,9 @@ async fn run(cli: Cli) -> Result<bool, CliError> {
     if let Command::Sandbox { addr } = &cli.command {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let bound = listener.local_addr()?;
-        eprintln!("byosms sandbox on http://{bound}; use it with BYOSMS_TWILIO_API_URL=http://{bound}");
+        eprintln!(
+            "byosms sandbox on http://{bound}; use it with BYOSMS_TWILIO_API_URL=http://{bound}"
+        );
         byosms_cli::sandbox::serve(listener).await?;
         return Ok(true);
     }

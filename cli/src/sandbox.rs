@@ -38,7 +38,9 @@ fn is_hex(s: &str, len: usize) -> bool {
 fn basic_auth(headers: &HeaderMap) -> Option<(String, String)> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let encoded = value.strip_prefix("Basic ")?;
-    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded).ok()?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .ok()?;
     let (user, password) = std::str::from_utf8(&decoded).ok()?.split_once(':')?;
     Some((user.to_string(), password.to_string()))
 }
@@ -49,36 +51,70 @@ async fn twilio_create_message(
     RawForm(body): RawForm,
 ) -> Response {
     let authenticated = basic_auth(&headers).is_some_and(|(user, password)| {
-        user == account_sid && account_sid.starts_with("AC") && is_hex(&account_sid[2..], 32) && is_hex(&password, 32)
+        user == account_sid
+            && account_sid.starts_with("AC")
+            && is_hex(&account_sid[2..], 32)
+            && is_hex(&password, 32)
     });
     if !authenticated {
         return twilio_error(StatusCode::UNAUTHORIZED, 20003, "Authenticate");
     }
     let form: Vec<(String, String)> = form_pairs(&body);
-    let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let field = |name: &str| {
+        form.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
     let Some(to) = field("To") else {
-        return twilio_error(StatusCode::BAD_REQUEST, 21604, "A 'To' phone number is required.");
+        return twilio_error(
+            StatusCode::BAD_REQUEST,
+            21604,
+            "A 'To' phone number is required.",
+        );
     };
     let digits = to.strip_prefix('+').unwrap_or_default();
-    if !(8..=15).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) || to == "+15005550001" {
-        return twilio_error(StatusCode::BAD_REQUEST, 21211, &format!("The 'To' number {to} is not a valid phone number."));
+    if !(8..=15).contains(&digits.len())
+        || !digits.bytes().all(|b| b.is_ascii_digit())
+        || to == "+15005550001"
+    {
+        return twilio_error(
+            StatusCode::BAD_REQUEST,
+            21211,
+            &format!("The 'To' number {to} is not a valid phone number."),
+        );
     }
     if to == "+15005550009" {
-        return twilio_error(StatusCode::BAD_REQUEST, 21614, &format!("'To' number {to} is not a valid mobile number"));
+        return twilio_error(
+            StatusCode::BAD_REQUEST,
+            21614,
+            &format!("'To' number {to} is not a valid mobile number"),
+        );
     }
     if to == "+15005550004" {
-        return twilio_error(StatusCode::BAD_REQUEST, 21610, "Attempt to send to unsubscribed recipient");
+        return twilio_error(
+            StatusCode::BAD_REQUEST,
+            21610,
+            "Attempt to send to unsubscribed recipient",
+        );
     }
     let (from, service) = (field("From"), field("MessagingServiceSid"));
     if from.is_none() && service.is_none() {
-        return twilio_error(StatusCode::BAD_REQUEST, 21603, "A 'From' or 'MessagingServiceSid' parameter is required to send a message.");
+        return twilio_error(
+            StatusCode::BAD_REQUEST,
+            21603,
+            "A 'From' or 'MessagingServiceSid' parameter is required to send a message.",
+        );
     }
     let body_text = field("Body").unwrap_or_default();
     if body_text.is_empty() {
         return twilio_error(StatusCode::BAD_REQUEST, 21602, "Message body is required.");
     }
     if body_text.chars().count() > 1600 {
-        return twilio_error(StatusCode::BAD_REQUEST, 21617, "The concatenated message body exceeds the 1600 character limit.");
+        return twilio_error(
+            StatusCode::BAD_REQUEST,
+            21617,
+            "The concatenated message body exceeds the 1600 character limit.",
+        );
     }
     let sid = format!("SM{}", uuid::Uuid::new_v4().simple());
     let (encoding, segments) = byosms::domain::segments::count(body_text);

@@ -37,7 +37,10 @@ fn start(data_dir: &Path, args: &[&str], addr: &str) -> Background {
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     while TcpStream::connect(addr).is_err() {
-        assert!(Instant::now() < deadline, "{args:?} did not start on {addr}");
+        assert!(
+            Instant::now() < deadline,
+            "{args:?} did not start on {addr}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     Background(child)
@@ -57,7 +60,10 @@ fn byosms(data_dir: &Path, sandbox: &str, args: &[&str]) -> Output {
 fn ok(output: Output) -> String {
     let stdout = String::from_utf8(output.stdout).unwrap();
     let stderr = String::from_utf8(output.stderr).unwrap();
-    assert!(output.status.success(), "stdout: {stdout}\nstderr: {stderr}");
+    assert!(
+        output.status.success(),
+        "stdout: {stdout}\nstderr: {stderr}"
+    );
     stdout
 }
 
@@ -80,43 +86,159 @@ fn the_readme_walkthrough() {
     .unwrap();
     let run = |args: &[&str]| byosms(&data, &sandbox_addr, args);
 
-    let added = ok(run(&["connection", "add", "--org", "ORG_1", "--file", conn_file.to_str().unwrap(), "--id", "conn_1", "--base-url", &gateway]));
+    let added = ok(run(&[
+        "connection",
+        "add",
+        "--org",
+        "ORG_1",
+        "--file",
+        conn_file.to_str().unwrap(),
+        "--id",
+        "conn_1",
+        "--base-url",
+        &gateway,
+    ]));
     assert_eq!(added.lines().next(), Some("conn_1"));
-    assert!(added.contains(&format!("{gateway}/distribution-providers/v1/receive/distribution/message/twilio-sms/ORG_1")), "{added}");
+    assert!(
+        added.contains(&format!(
+            "{gateway}/distribution-providers/v1/receive/distribution/message/twilio-sms/ORG_1"
+        )),
+        "{added}"
+    );
 
-    let sent = ok(run(&["send", "--org", "ORG_1", "--to", "+14155550100", "--body", "Take our survey: https://x.y/z", "--message-id", "dist42-r1"]));
+    let sent = ok(run(&[
+        "send",
+        "--org",
+        "ORG_1",
+        "--to",
+        "+14155550100",
+        "--body",
+        "Take our survey: https://x.y/z",
+        "--message-id",
+        "dist42-r1",
+    ]));
     assert!(sent.starts_with("dist42-r1\taccepted\tSM"), "{sent}");
 
-    let reply = ok(run(&["simulate", "inbound", "--org", "ORG_1", "--from", "+14155550100", "--text", "5", "--gateway", &gateway]));
+    let reply = ok(run(&[
+        "simulate",
+        "inbound",
+        "--org",
+        "ORG_1",
+        "--from",
+        "+14155550100",
+        "--text",
+        "5",
+        "--gateway",
+        &gateway,
+    ]));
     assert!(reply.contains("HTTP 200"), "{reply}");
-    let report = ok(run(&["simulate", "status", "--org", "ORG_1", "--message-id", "dist42-r1", "--status", "delivered", "--gateway", &gateway]));
+    let report = ok(run(&[
+        "simulate",
+        "status",
+        "--org",
+        "ORG_1",
+        "--message-id",
+        "dist42-r1",
+        "--status",
+        "delivered",
+        "--gateway",
+        &gateway,
+    ]));
     assert!(report.contains("HTTP 200"), "{report}");
 
-    let events: Vec<Value> = ok(run(&["events", "--org", "ORG_1"])).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let events: Vec<Value> = ok(run(&["events", "--org", "ORG_1"]))
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(events.len(), 2, "{events:?}");
-    assert_eq!((events[0]["type"].as_str(), events[0]["text"].as_str(), events[0]["inReplyTo"].as_str()), (Some("inbound"), Some("5"), Some("dist42-r1")));
-    assert_eq!((events[1]["type"].as_str(), events[1]["status"].as_str()), (Some("status"), Some("delivered")));
+    assert_eq!(
+        (
+            events[0]["type"].as_str(),
+            events[0]["text"].as_str(),
+            events[0]["inReplyTo"].as_str()
+        ),
+        (Some("inbound"), Some("5"), Some("dist42-r1"))
+    );
+    assert_eq!(
+        (events[1]["type"].as_str(), events[1]["status"].as_str()),
+        (Some("status"), Some("delivered"))
+    );
 
-    let record: Value = serde_json::from_str(&ok(run(&["--json", "message", "show", "--org", "ORG_1", "--message-id", "dist42-r1"]))).unwrap();
+    let record: Value = serde_json::from_str(&ok(run(&[
+        "--json",
+        "message",
+        "show",
+        "--org",
+        "ORG_1",
+        "--message-id",
+        "dist42-r1",
+    ])))
+    .unwrap();
     assert_eq!(record["status"], "delivered");
     assert_eq!(record["sendState"], "accepted");
 
     // The same messageId again is not sent again.
-    let again = ok(run(&["send", "--org", "ORG_1", "--to", "+14155550100", "--body", "Take our survey: https://x.y/z", "--message-id", "dist42-r1"]));
+    let again = ok(run(&[
+        "send",
+        "--org",
+        "ORG_1",
+        "--to",
+        "+14155550100",
+        "--body",
+        "Take our survey: https://x.y/z",
+        "--message-id",
+        "dist42-r1",
+    ]));
     assert!(again.contains("already sent"), "{again}");
 
     // Twilio's magic number for an unsubscribed recipient: the send fails, the exit code says so.
-    let refused = run(&["send", "--org", "ORG_1", "--to", "+15005550004", "--body", "hi"]);
+    let refused = run(&[
+        "send",
+        "--org",
+        "ORG_1",
+        "--to",
+        "+15005550004",
+        "--body",
+        "hi",
+    ]);
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stdout).contains("opted_out"));
 
-    let shown = ok(run(&["connection", "show", "--org", "ORG_1", "--id", "conn_1"]));
-    assert!(shown.contains("authToken") && !shown.contains("f0e1d2c3b4a5968778695a4b3c2d1e0f"), "{shown}");
+    let shown = ok(run(&[
+        "connection",
+        "show",
+        "--org",
+        "ORG_1",
+        "--id",
+        "conn_1",
+    ]));
+    assert!(
+        shown.contains("authToken") && !shown.contains("f0e1d2c3b4a5968778695a4b3c2d1e0f"),
+        "{shown}"
+    );
 
-    let urls: Value = serde_json::from_str(&ok(run(&["--json", "webhook-urls", "--org", "ORG_1", "--base-url", "https://sms.example.com"]))).unwrap();
-    assert_eq!(urls[0]["status"], "https://sms.example.com/distribution-providers/v1/receive/distribution/status/twilio-sms/ORG_1");
+    let urls: Value = serde_json::from_str(&ok(run(&[
+        "--json",
+        "webhook-urls",
+        "--org",
+        "ORG_1",
+        "--base-url",
+        "https://sms.example.com",
+    ])))
+    .unwrap();
+    assert_eq!(
+        urls[0]["status"],
+        "https://sms.example.com/distribution-providers/v1/receive/distribution/status/twilio-sms/ORG_1"
+    );
 
-    ok(run(&["connection", "remove", "--org", "ORG_1", "--id", "conn_1"]));
+    ok(run(&[
+        "connection",
+        "remove",
+        "--org",
+        "ORG_1",
+        "--id",
+        "conn_1",
+    ]));
     assert!(ok(run(&["connection", "list", "--org", "ORG_1"])).contains("no connections"));
 }
 
@@ -126,21 +248,58 @@ fn bad_input_is_refused_with_the_field_named() {
     let data = dir.path().join(".byosms");
     let file = dir.path().join("bad.json");
     std::fs::write(&file, r#"{"provider": "twilio", "name": "x", "accountSid": "AC1", "authToken": "topsecretvalue", "from": "+1"}"#).unwrap();
-    let out = byosms(&data, "127.0.0.1:9", &["connection", "add", "--org", "ORG_1", "--file", file.to_str().unwrap()]);
+    let out = byosms(
+        &data,
+        "127.0.0.1:9",
+        &[
+            "connection",
+            "add",
+            "--org",
+            "ORG_1",
+            "--file",
+            file.to_str().unwrap(),
+        ],
+    );
     assert!(!out.status.success());
     let err = String::from_utf8(out.stderr).unwrap();
-    assert!(err.contains("accountSid: must be AC followed by 32 hex digits"), "{err}");
+    assert!(
+        err.contains("accountSid: must be AC followed by 32 hex digits"),
+        "{err}"
+    );
     assert!(err.contains("authToken: must be 32 hex digits"), "{err}");
     assert!(err.contains("from:"), "{err}");
     assert!(!err.contains("topsecretvalue"), "{err}");
 
     std::fs::write(&file, "{not json").unwrap();
-    let out = byosms(&data, "127.0.0.1:9", &["connection", "add", "--org", "ORG_1", "--file", file.to_str().unwrap()]);
-    assert!(String::from_utf8(out.stderr).unwrap().contains("not valid JSON"));
+    let out = byosms(
+        &data,
+        "127.0.0.1:9",
+        &[
+            "connection",
+            "add",
+            "--org",
+            "ORG_1",
+            "--file",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        String::from_utf8(out.stderr)
+            .unwrap()
+            .contains("not valid JSON")
+    );
 
-    let out = byosms(&data, "127.0.0.1:9", &["message", "show", "--org", "ORG_1", "--message-id", "nope"]);
+    let out = byosms(
+        &data,
+        "127.0.0.1:9",
+        &["message", "show", "--org", "ORG_1", "--message-id", "nope"],
+    );
     assert!(!out.status.success());
-    assert!(String::from_utf8(out.stderr).unwrap().contains("message nope does not exist for org ORG_1"));
+    assert!(
+        String::from_utf8(out.stderr)
+            .unwrap()
+            .contains("message nope does not exist for org ORG_1")
+    );
 }
 
 #[test]
@@ -148,7 +307,11 @@ fn the_data_directory_is_private() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join(".byosms");
-    ok(byosms(&data, "127.0.0.1:9", &["connection", "list", "--org", "ORG_1"]));
+    ok(byosms(
+        &data,
+        "127.0.0.1:9",
+        &["connection", "list", "--org", "ORG_1"],
+    ));
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&data), 0o700);
     assert_eq!(mode(&data.join("byosms.sqlite3")), 0o600);
