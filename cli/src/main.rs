@@ -47,6 +47,9 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:4010")]
         addr: String,
     },
+    /// Create the DynamoDB tables as template.yaml defines them (with --aws; for emulators and
+    /// development accounts).
+    CreateTables,
     /// Add, list, show or remove an org's provider connections.
     #[command(subcommand)]
     Connection(ConnectionCommand),
@@ -179,25 +182,31 @@ enum SimulateCommand {
     },
 }
 
-async fn deps(cli: &Cli, settings: Settings) -> Result<Deps, CliError> {
-    if cli.aws {
-        let sdk = aws_config::load_from_env().await;
-        Ok(Deps::aws(&sdk, settings))
-    } else {
-        Ok(Deps::embedded(&cli.data_dir, settings)?)
+fn deps(
+    cli: &Cli,
+    sdk: Option<&aws_config::SdkConfig>,
+    settings: Settings,
+) -> Result<Deps, CliError> {
+    match sdk {
+        Some(sdk) => Ok(Deps::aws(sdk, settings)),
+        None => Ok(Deps::embedded(&cli.data_dir, settings)?),
     }
 }
 
 /// Runs the command; `Ok(false)` when it ran but what it reports failed (a refused send).
 async fn run(cli: Cli) -> Result<bool, CliError> {
     let mut settings = Settings::from_env()?;
+    let sdk = match cli.aws {
+        true => Some(aws_config::load_from_env().await),
+        false => None,
+    };
     if let Command::Serve { addr } = &cli.command {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let bound = listener.local_addr()?;
         if settings.public_base_url.is_none() {
             settings.public_base_url = Some(commands::local_base(&bound.to_string()));
         }
-        let deps = deps(&cli, settings).await?;
+        let deps = deps(&cli, sdk.as_ref(), settings)?;
         let store = if cli.aws {
             "DynamoDB + Secrets Manager".to_string()
         } else {
@@ -221,11 +230,29 @@ async fn run(cli: Cli) -> Result<bool, CliError> {
         .public_base_url
         .get_or_insert_with(|| commands::local_base(DEFAULT_ADDR));
     let ctx = Context {
-        deps: deps(&cli, settings).await?,
+        deps: deps(&cli, sdk.as_ref(), settings)?,
         json: cli.json,
     };
     match &cli.command {
         Command::Serve { .. } | Command::Sandbox { .. } => unreachable!("handled above"),
+        Command::CreateTables => {
+            let Some(sdk) = &sdk else {
+                return Err(CliError::Usage(
+                    "create-tables is for --aws: the embedded store creates its own".into(),
+                ));
+            };
+            let settings = &ctx.deps.settings;
+            byosms::stores::dynamodb::create_tables(
+                &aws_sdk_dynamodb::Client::new(sdk),
+                &settings.connections_table,
+                &settings.messages_table,
+            )
+            .await?;
+            println!(
+                "created {} and {}",
+                settings.connections_table, settings.messages_table
+            );
+        }
         Command::Connection(c) => match c {
             ConnectionCommand::Add {
                 org,

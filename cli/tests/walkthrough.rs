@@ -316,3 +316,73 @@ fn the_data_directory_is_private() {
     assert_eq!(mode(&data), 0o700);
     assert_eq!(mode(&data.join("byosms.sqlite3")), 0o600);
 }
+
+/// The same commands on DynamoDB and Secrets Manager, through `--aws` against moto.
+#[test]
+fn every_command_works_with_aws() {
+    let moto = std::env::var("BYOSMS_TEST_MOTO_URL").expect(
+        "BYOSMS_TEST_MOTO_URL is not set: run the tests with scripts/test, which starts moto",
+    );
+    let suffix = format!("{}", std::process::id());
+    let aws = |args: &[&str]| {
+        Command::new(BIN)
+            .arg("--aws")
+            .args(args)
+            .env("AWS_ENDPOINT_URL", &moto)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env(
+                "BYOSMS_CONNECTIONS_TABLE",
+                format!("cli-connections-{suffix}"),
+            )
+            .env("BYOSMS_MESSAGES_TABLE", format!("cli-messages-{suffix}"))
+            .env("BYOSMS_SECRET_PREFIX", format!("cli-{suffix}/"))
+            .env_remove("BYOSMS_PUBLIC_BASE_URL")
+            .output()
+            .unwrap()
+    };
+    ok(aws(&["create-tables"]));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("conn.json");
+    std::fs::write(
+        &file,
+        r#"{"provider": "twilio", "name": "T", "accountSid": "AC0123456789abcdef0123456789abcdef",
+            "authToken": "f0e1d2c3b4a5968778695a4b3c2d1e0f", "from": "+14155550199"}"#,
+    )
+    .unwrap();
+    let added: Value = serde_json::from_str(&ok(aws(&[
+        "--json",
+        "connection",
+        "add",
+        "--org",
+        "ORG_A",
+        "--file",
+        file.to_str().unwrap(),
+    ])))
+    .unwrap();
+    let id = added["connectionId"].as_str().unwrap().to_string();
+    assert!(id.starts_with("conn_"), "{added}");
+    assert!(ok(aws(&["connection", "list", "--org", "ORG_A"])).contains(&id));
+    let shown: Value = serde_json::from_str(&ok(aws(&[
+        "connection",
+        "show",
+        "--org",
+        "ORG_A",
+        "--id",
+        &id,
+    ])))
+    .unwrap();
+    assert_eq!(shown["secrets"], serde_json::json!(["authToken"]));
+    assert_eq!(ok(aws(&["events", "--org", "ORG_A"])), "");
+    ok(aws(&[
+        "connection",
+        "remove",
+        "--org",
+        "ORG_A",
+        "--id",
+        &id,
+    ]));
+    let gone = aws(&["connection", "show", "--org", "ORG_A", "--id", &id]);
+    assert!(!gone.status.success());
+}

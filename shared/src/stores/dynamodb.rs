@@ -20,7 +20,11 @@ use crate::domain::{
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, Put,
+    ScalarAttributeType, StreamSpecification, StreamViewType, TableStatus, TimeToLiveSpecification,
+    TransactWriteItem,
+};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -100,6 +104,93 @@ struct EventItem {
     kind: String,
     #[serde(flatten)]
     event: Event,
+}
+
+/// Creates the two tables as `template.yaml` defines them (for emulators and development
+/// accounts; deployments get them from the template), and waits until they are active.
+pub async fn create_tables(
+    client: &Client,
+    connections_table: &str,
+    messages_table: &str,
+) -> Result<(), StoreError> {
+    let attribute = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .map_err(StoreError::corrupt)
+    };
+    let key = |name: &str, kind| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+            .map_err(StoreError::corrupt)
+    };
+    client
+        .create_table()
+        .table_name(connections_table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attribute("orgId")?)
+        .attribute_definitions(attribute("connectionId")?)
+        .key_schema(key("orgId", KeyType::Hash)?)
+        .key_schema(key("connectionId", KeyType::Range)?)
+        .send()
+        .await
+        .map_err(unavailable)?;
+    client
+        .create_table()
+        .table_name(messages_table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attribute("pk")?)
+        .attribute_definitions(attribute("sk")?)
+        .key_schema(key("pk", KeyType::Hash)?)
+        .key_schema(key("sk", KeyType::Range)?)
+        .stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::NewImage)
+                .build()
+                .map_err(StoreError::corrupt)?,
+        )
+        .send()
+        .await
+        .map_err(unavailable)?;
+    for table in [connections_table, messages_table] {
+        wait_until_active(client, table).await?;
+    }
+    client
+        .update_time_to_live()
+        .table_name(messages_table)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .enabled(true)
+                .attribute_name("expiresAt")
+                .build()
+                .map_err(StoreError::corrupt)?,
+        )
+        .send()
+        .await
+        .map_err(unavailable)?;
+    Ok(())
+}
+
+async fn wait_until_active(client: &Client, table: &str) -> Result<(), StoreError> {
+    for _ in 0..120 {
+        let out = client
+            .describe_table()
+            .table_name(table)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        if out.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active) {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    Err(StoreError::Unavailable(format!(
+        "table {table} did not become active"
+    )))
 }
 
 impl DynamoStore {

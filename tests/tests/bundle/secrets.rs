@@ -54,6 +54,28 @@ async fn no_secret_in_logs_debug_errors_or_dynamodb() {
     }
     assert!(answers.contains("auth_failed"), "{answers}");
 
+    // Webhooks, verified and refused: the token signs, it is never logged.
+    let path = format!("/distribution-providers/v1/receive/distribution/message/twilio-sms/{ORG}");
+    let route = byosms::webhook::Route::from_path(&path).unwrap();
+    let reply = [
+        ("MessageSid", "SM88888888888888888888888888888888"),
+        ("AccountSid", ACCOUNT_SID),
+        ("From", TO),
+        ("To", FROM),
+        ("Body", "1"),
+    ];
+    let good = crate::webhooks::twilio_request(&path, "", &reply);
+    let mut forged = good.clone();
+    forged.headers.insert(
+        "x-twilio-signature",
+        http::HeaderValue::from_static("Zm9yZ2Vk"),
+    );
+    for (request, status) in [(good, 200), (forged, 403)] {
+        let answer = byosms::pipeline::receive::receive(&deps, &route, &request).await;
+        assert_eq!(answer.status, status, "{}", answer.body);
+        answers.push_str(&answer.body);
+    }
+
     let secrets = deps
         .stores
         .secrets

@@ -2,10 +2,6 @@
 //! Secrets Manager on moto), a Twilio connection, a strict mock Twilio API, Twilio signing, the
 //! gateway on a free port, and the captured JSON logs.
 
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    StreamSpecification, StreamViewType, TimeToLiveSpecification,
-};
 use byosms::config::RetryPolicy;
 use byosms::domain::Connection;
 use byosms::pipeline::admin;
@@ -60,69 +56,16 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
         .await
 }
 
-/// Creates the two tables the SAM template defines, under fresh names.
+/// The two tables the SAM template defines, under fresh names.
 pub async fn create_tables(client: &aws_sdk_dynamodb::Client) -> (String, String) {
     let suffix = uuid::Uuid::new_v4().simple().to_string();
     let (connections, messages) = (
         format!("connections-{suffix}"),
         format!("messages-{suffix}"),
     );
-    let attr = |name: &str| {
-        AttributeDefinition::builder()
-            .attribute_name(name)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-            .unwrap()
-    };
-    let key = |name: &str, kind| {
-        KeySchemaElement::builder()
-            .attribute_name(name)
-            .key_type(kind)
-            .build()
-            .unwrap()
-    };
-    client
-        .create_table()
-        .table_name(&connections)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(attr("orgId"))
-        .attribute_definitions(attr("connectionId"))
-        .key_schema(key("orgId", KeyType::Hash))
-        .key_schema(key("connectionId", KeyType::Range))
-        .send()
+    byosms::stores::dynamodb::create_tables(client, &connections, &messages)
         .await
-        .expect("create connections table");
-    client
-        .create_table()
-        .table_name(&messages)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(attr("pk"))
-        .attribute_definitions(attr("sk"))
-        .key_schema(key("pk", KeyType::Hash))
-        .key_schema(key("sk", KeyType::Range))
-        .stream_specification(
-            StreamSpecification::builder()
-                .stream_enabled(true)
-                .stream_view_type(StreamViewType::NewImage)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .expect("create messages table");
-    client
-        .update_time_to_live()
-        .table_name(&messages)
-        .time_to_live_specification(
-            TimeToLiveSpecification::builder()
-                .enabled(true)
-                .attribute_name("expiresAt")
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .expect("enable TTL");
+        .expect("create the tables on moto");
     (connections, messages)
 }
 
