@@ -67,9 +67,10 @@ fuzz_target!(|data: &[u8]| {
             .unwrap_or_default(),
         created_at: chrono::Utc::now(),
     };
-    let _ = Twilio.check_media_type(&request);
-    let _ = Twilio.authenticate(&request, &connection, &secrets);
+    let twilio = Twilio::default();
+    let _ = twilio.check_media_type(&request);
+    let _ = twilio.authenticate(&request, &connection, &secrets);
     for route in [RouteKind::Message, RouteKind::Status] {
-        let _ = Twilio.parse(&request, route);
+        let _ = twilio.parse(&request, route);
     }
 });

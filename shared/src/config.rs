@@ -152,7 +152,7 @@ impl Deps {
     pub fn new(stores: Stores, settings: Settings) -> Self {
         Deps {
             stores,
-            registry: Registry::new(),
+            registry: Registry::new(&settings),
             http: http_client(),
             settings,
         }

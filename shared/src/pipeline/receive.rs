@@ -200,11 +200,6 @@ async fn handle(
     Ok((adapter.acknowledge(route.kind), recorded))
 }
 
-/// The dedupe key of a report, scoped to the connection that owns it.
-fn scoped_key(connection: &Connection, key: &str) -> String {
-    format!("{}:{key}", connection.connection_id)
-}
-
 async fn record_status(
     deps: &Deps,
     connection: &Connection,
@@ -265,21 +260,24 @@ async fn record_status(
         occurred_at: report.occurred_at,
         received_at: request.received_at,
     });
-    count(
-        messages
-            .record_event(&event, &scoped_key(connection, &report.dedupe_key))
-            .await?,
-        recorded,
-    );
-    Ok(())
+    record_event(deps, connection, &event, &report.dedupe_key, recorded).await
 }
 
-fn count(new: bool, recorded: &mut Recorded) {
-    if new {
+/// Records the event once per dedupe key, scoped to the connection that owns the report.
+async fn record_event(
+    deps: &Deps,
+    connection: &Connection,
+    event: &Event,
+    dedupe_key: &str,
+    recorded: &mut Recorded,
+) -> Result<(), ReceiveError> {
+    let key = format!("{}:{dedupe_key}", connection.connection_id);
+    if deps.stores.messages.record_event(event, &key).await? {
         recorded.events += 1;
     } else {
         recorded.duplicates += 1;
     }
+    Ok(())
 }
 
 async fn record_inbound(
@@ -347,13 +345,7 @@ async fn record_inbound(
         occurred_at: report.occurred_at,
         received_at: request.received_at,
     });
-    count(
-        messages
-            .record_event(&event, &scoped_key(connection, &report.dedupe_key))
-            .await?,
-        recorded,
-    );
-    Ok(())
+    record_event(deps, connection, &event, &report.dedupe_key, recorded).await
 }
 
 fn keyword_intent(report: &InboundReport, text: &str) -> KeywordIntent {

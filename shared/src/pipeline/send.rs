@@ -102,7 +102,8 @@ pub enum SendRequestError {
     UnsupportedProvider(String),
     #[error("connection {0} has no stored secret")]
     MissingSecret(String),
-    #[error(transparent)]
+    /// The cause is logged, not answered: the invoker learns only to try again.
+    #[error("storage unavailable, try again")]
     Store(#[from] StoreError),
 }
 
@@ -310,6 +311,16 @@ fn check_request(request: &SendRequest) -> Result<(), SendRequestError> {
 /// Sends every message of the request; one result per message, in order.
 #[tracing::instrument(skip_all, fields(org_id = %request.org_id, messages = request.messages.len()))]
 pub async fn send(deps: &Deps, request: &SendRequest) -> Result<SendResponse, SendRequestError> {
+    let outcome = send_all(deps, request).await;
+    match &outcome {
+        Err(SendRequestError::Store(cause)) => tracing::error!(error = %cause, "send not served"),
+        Err(refused) => tracing::warn!(code = refused.code(), error = %refused, "send refused"),
+        Ok(_) => {}
+    }
+    outcome
+}
+
+async fn send_all(deps: &Deps, request: &SendRequest) -> Result<SendResponse, SendRequestError> {
     check_request(request)?;
     let connection = resolve_connection(deps, request).await?;
     let adapter = deps
@@ -332,7 +343,6 @@ pub async fn send(deps: &Deps, request: &SendRequest) -> Result<SendResponse, Se
         http: &deps.http,
         connection: &connection,
         secrets: &secrets,
-        api_base: deps.settings.api_urls.get(&connection.provider),
         status_callback: status_callback.as_ref(),
         inbound_callback: inbound_callback.as_ref(),
     };

@@ -3,6 +3,7 @@
 
 pub mod twilio;
 
+use crate::config::Settings;
 use crate::domain::{
     Connection, ConnectionSecrets, Provider, ProviderFields, Status, ValidationErrors,
 };
@@ -19,8 +20,6 @@ pub struct SendContext<'a> {
     pub http: &'a reqwest::Client,
     pub connection: &'a Connection,
     pub secrets: &'a ConnectionSecrets,
-    /// The deployment's `BYOSMS_<PROVIDER>_API_URL` override, if any.
-    pub api_base: Option<&'a Url>,
     /// Our status route for this connection's org, when a public base URL is known. Adapters that
     /// set a per-message callback add our message id the way their provider allows.
     pub status_callback: Option<&'a Url>,
@@ -255,16 +254,22 @@ pub trait ProviderAdapter: Send + Sync {
     ) -> Result<SignedRequest, ParseError>;
 }
 
-/// The adapters of every supported provider, by provider.
+/// The adapters of every supported provider, by provider. Each adapter is built once with its
+/// deployment settings (`BYOSMS_<PROVIDER>_API_URL` overrides) and may keep state across calls
+/// (OAuth tokens).
 #[derive(Clone)]
 pub struct Registry {
     adapters: HashMap<Provider, Arc<dyn ProviderAdapter>>,
 }
 
 impl Registry {
-    pub fn new() -> Self {
+    pub fn new(settings: &Settings) -> Self {
+        let api_url = |p: Provider| settings.api_urls.get(&p).cloned();
         let mut adapters: HashMap<Provider, Arc<dyn ProviderAdapter>> = HashMap::new();
-        adapters.insert(Provider::Twilio, Arc::new(twilio::Twilio));
+        adapters.insert(
+            Provider::Twilio,
+            Arc::new(twilio::Twilio::new(api_url(Provider::Twilio))),
+        );
         Registry { adapters }
     }
 
@@ -274,11 +279,5 @@ impl Registry {
 
     pub fn supports(&self, provider: Provider) -> bool {
         self.adapters.contains_key(&provider)
-    }
-}
-
-impl Default for Registry {
-    fn default() -> Self {
-        Registry::new()
     }
 }

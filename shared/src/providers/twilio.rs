@@ -28,7 +28,17 @@ pub const SIGNATURE_HEADER: &str = "x-twilio-signature";
 pub const MESSAGE_ID_PARAM: &str = "messageId";
 const TWIML_EMPTY: &str = r#"<?xml version="1.0" encoding="UTF-8"?><Response/>"#;
 
-pub struct Twilio;
+/// The Twilio adapter; `api_base` replaces `https://api.twilio.com` (`BYOSMS_TWILIO_API_URL`).
+#[derive(Debug, Default)]
+pub struct Twilio {
+    api_base: Option<Url>,
+}
+
+impl Twilio {
+    pub fn new(api_base: Option<Url>) -> Self {
+        Twilio { api_base }
+    }
+}
 
 fn is_hex(s: &str, len: usize) -> bool {
     s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit())
@@ -341,8 +351,9 @@ impl ProviderAdapter for Twilio {
             .secrets
             .expose("authToken")
             .ok_or_else(|| config_error("connection secret has no authToken"))?;
-        let base = ctx
+        let base = self
             .api_base
+            .as_ref()
             .map_or(API_BASE, |u| u.as_str().trim_end_matches('/'));
         let endpoint = format!("{base}/2010-04-01/Accounts/{account_sid}/Messages.json");
 

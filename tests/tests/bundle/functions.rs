@@ -181,3 +181,30 @@ async fn the_send_function_reports_unservable_requests_as_typed_errors() {
     let err = call(json!({"orgId": ORG, "connectionId": "conn_x", "userId": "UR_1", "messages": [{"messageId": "a", "to": TO, "body": "x"}]})).await.unwrap_err();
     assert_eq!(diagnostic(err).error_type, "unknown_connection");
 }
+
+#[tokio::test]
+async fn the_send_function_hides_storage_internals() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(&endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "x", "y", None, None, "test",
+        ))
+        .load()
+        .await;
+    let deps = byosms::Deps::aws(&sdk, settings(None));
+    let payload = json!({"orgId": ORG, "userId": "UR_1", "messages": [{"messageId": "a", "to": TO, "body": "x"}]});
+    let err = byosms_send::handle(&deps, LambdaEvent::new(payload, Context::default()))
+        .await
+        .unwrap_err();
+    let d = Diagnostic::from(err);
+    assert_eq!(d.error_type, "storage_unavailable");
+    assert!(
+        !d.error_message.contains("127.0.0.1"),
+        "{}",
+        d.error_message
+    );
+}

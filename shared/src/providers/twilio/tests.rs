@@ -134,7 +134,7 @@ fn authenticates_the_vector_request_in_every_port_form() {
     let (conn, secrets) = connection();
     let body = form(&vector_params());
     let ok = |url: &str, sig: &str| {
-        Twilio.authenticate(
+        Twilio::default().authenticate(
             &request(Method::POST, url, FORM, &body, Some(sig)),
             &conn,
             &secrets,
@@ -182,7 +182,10 @@ fn json_bodies_are_checked_by_their_sha256() {
         body,
         Some("a9nBmqA0ju/hNViExpshrM61xv4="),
     );
-    assert_eq!(Twilio.authenticate(&req, &conn, &secrets), Ok(()));
+    assert_eq!(
+        Twilio::default().authenticate(&req, &conn, &secrets),
+        Ok(())
+    );
     let url2 = format!("https://mycompany.com/myapp.php?bodySHA256={hash}");
     let req = request(
         Method::POST,
@@ -191,7 +194,10 @@ fn json_bodies_are_checked_by_their_sha256() {
         body,
         Some("y77kIzt2vzLz71DgmJGsen2scGs="),
     );
-    assert_eq!(Twilio.authenticate(&req, &conn, &secrets), Ok(()));
+    assert_eq!(
+        Twilio::default().authenticate(&req, &conn, &secrets),
+        Ok(())
+    );
     // The body must hash to what the signed URL claims.
     let req = request(
         Method::POST,
@@ -201,7 +207,7 @@ fn json_bodies_are_checked_by_their_sha256() {
         Some("a9nBmqA0ju/hNViExpshrM61xv4="),
     );
     assert_eq!(
-        Twilio.authenticate(&req, &conn, &secrets),
+        Twilio::default().authenticate(&req, &conn, &secrets),
         Err(AuthError::Invalid("bodySHA256"))
     );
 }
@@ -219,7 +225,10 @@ fn empty_json_vector_matches_only_with_the_default_port() {
         b"{}",
         Some("Ldidvp12m26NI7eqEvxnEpkd9Hc="),
     );
-    assert_eq!(Twilio.authenticate(&req, &conn, &secrets), Ok(()));
+    assert_eq!(
+        Twilio::default().authenticate(&req, &conn, &secrets),
+        Ok(())
+    );
 }
 
 #[test]
@@ -228,7 +237,7 @@ fn missing_signature_and_foreign_account() {
     let body = form(&vector_params());
     let req = request(Method::POST, VECTOR_URL, FORM, &body, None);
     assert_eq!(
-        Twilio.authenticate(&req, &conn, &secrets),
+        Twilio::default().authenticate(&req, &conn, &secrets),
         Err(AuthError::Missing("X-Twilio-Signature header"))
     );
 
@@ -237,7 +246,7 @@ fn missing_signature_and_foreign_account() {
     let sig = signature("12345", VECTOR_URL, &params);
     let req = request(Method::POST, VECTOR_URL, FORM, &form(&params), Some(&sig));
     assert_eq!(
-        Twilio.authenticate(&req, &conn, &secrets),
+        Twilio::default().authenticate(&req, &conn, &secrets),
         Err(AuthError::Invalid("AccountSid"))
     );
 }
@@ -246,7 +255,7 @@ fn missing_signature_and_foreign_account() {
 fn validation_rules() {
     let ok = |from: &str| {
         let fields = json!({"accountSid": format!("AC{}", "0".repeat(32)), "authToken": "f".repeat(32), "from": from});
-        Twilio.validate_connection(fields.as_object().unwrap())
+        Twilio::default().validate_connection(fields.as_object().unwrap())
     };
     assert_eq!(ok("+14155550100").unwrap().settings["from"], "+14155550100");
     assert_eq!(ok("13531234567").unwrap().settings["from"], "+13531234567");
@@ -265,7 +274,7 @@ fn validation_rules() {
     assert!(ok("Qual_trics").is_err());
 
     let fields = json!({"accountSid": "AC123", "authToken": "secret-token-value", "from": "+14155550100", "extra": 1});
-    let err = Twilio
+    let err = Twilio::default()
         .validate_connection(fields.as_object().unwrap())
         .unwrap_err();
     let text = err.to_string();
@@ -321,7 +330,7 @@ fn parses_a_status_callback_with_our_message_id() {
     ]);
     let url = "https://h/distribution-providers/v1/receive/distribution/status/twilio-sms/ORG_1?messageId=dist42-r1";
     let req = request(Method::POST, url, FORM, &form(&params), None);
-    let items = Twilio.parse(&req, RouteKind::Status).unwrap();
+    let items = Twilio::default().parse(&req, RouteKind::Status).unwrap();
     let Ok(WebhookItem::Status(report)) = &items[0] else {
         panic!("{items:?}")
     };
@@ -338,7 +347,9 @@ fn parses_a_status_callback_with_our_message_id() {
         &form(&params),
         None,
     );
-    let Ok(WebhookItem::Status(report)) = &Twilio.parse(&req, RouteKind::Status).unwrap()[0] else {
+    let Ok(WebhookItem::Status(report)) =
+        &Twilio::default().parse(&req, RouteKind::Status).unwrap()[0]
+    else {
         panic!()
     };
     assert_eq!(report.message_id, None);
@@ -357,7 +368,8 @@ fn parses_inbound_with_media_and_on_the_other_route() {
     ]);
     let req = request(Method::POST, "https://h/x", FORM, &form(&params), None);
     // An inbound payload on the status route is recorded for what it is.
-    let Ok(WebhookItem::Inbound(report)) = &Twilio.parse(&req, RouteKind::Status).unwrap()[0]
+    let Ok(WebhookItem::Inbound(report)) =
+        &Twilio::default().parse(&req, RouteKind::Status).unwrap()[0]
     else {
         panic!()
     };
@@ -369,9 +381,9 @@ fn parses_inbound_with_media_and_on_the_other_route() {
 #[test]
 fn refuses_what_it_cannot_read() {
     let req = request(Method::POST, "https://h/x", FORM, b"", None);
-    assert!(Twilio.parse(&req, RouteKind::Message).is_err());
+    assert!(Twilio::default().parse(&req, RouteKind::Message).is_err());
     let req = request(Method::POST, "https://h/x", FORM, b"Foo=bar", None);
-    assert!(Twilio.parse(&req, RouteKind::Message).is_err());
+    assert!(Twilio::default().parse(&req, RouteKind::Message).is_err());
     let req = request(
         Method::POST,
         "https://h/x",
@@ -380,11 +392,11 @@ fn refuses_what_it_cannot_read() {
         None,
     );
     assert!(
-        Twilio.parse(&req, RouteKind::Message).is_err(),
+        Twilio::default().parse(&req, RouteKind::Message).is_err(),
         "no MessageSid"
     );
     let req = request(Method::POST, "https://h/x", Some("text/plain"), b"x", None);
-    assert!(Twilio.check_media_type(&req).is_err());
+    assert!(Twilio::default().check_media_type(&req).is_err());
     let req = request(
         Method::POST,
         "https://h/x",
@@ -393,7 +405,7 @@ fn refuses_what_it_cannot_read() {
         None,
     );
     assert!(
-        Twilio.parse(&req, RouteKind::Message).is_err(),
+        Twilio::default().parse(&req, RouteKind::Message).is_err(),
         "invalid UTF-8"
     );
 }
@@ -455,7 +467,7 @@ fn sample_webhooks_authenticate() {
         to: "+14155550199".into(),
         text: "5".into(),
     };
-    let signed = Twilio
+    let signed = Twilio::default()
         .sample_webhook(&sample, &url, &conn, &secrets)
         .unwrap();
     let sig = signed
@@ -466,9 +478,12 @@ fn sample_webhooks_authenticate() {
         .1
         .clone();
     let req = request(Method::POST, url.as_str(), FORM, &signed.body, Some(&sig));
-    assert_eq!(Twilio.authenticate(&req, &conn, &secrets), Ok(()));
+    assert_eq!(
+        Twilio::default().authenticate(&req, &conn, &secrets),
+        Ok(())
+    );
     assert!(matches!(
-        Twilio.parse(&req, RouteKind::Message).unwrap()[0],
+        Twilio::default().parse(&req, RouteKind::Message).unwrap()[0],
         Ok(WebhookItem::Inbound(_))
     ));
 }
