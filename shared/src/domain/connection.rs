@@ -175,19 +175,17 @@ impl<'a> FieldReader<'a> {
         });
     }
 
-    /// A string field, trimmed; `None` (and an error) when missing, not a string, or empty.
-    fn read(&mut self, field: &'static str, required: bool) -> Option<String> {
+    /// A required string field, trimmed; `None` (and an error) when missing, not a string, or
+    /// empty.
+    fn read(&mut self, field: &'static str) -> Option<String> {
         self.seen.push(field);
         match self.fields.get(field) {
-            None | Some(Value::Null) if !required => None,
             None | Some(Value::Null) => {
                 self.error(field, "is required");
                 None
             }
             Some(Value::String(s)) if s.trim().is_empty() => {
-                if required {
-                    self.error(field, "must not be empty");
-                }
+                self.error(field, "must not be empty");
                 None
             }
             Some(Value::String(s)) => Some(s.trim().to_string()),
@@ -205,16 +203,7 @@ impl<'a> FieldReader<'a> {
         field: &'static str,
         rule: impl FnOnce(&str) -> Result<String, String>,
     ) -> Option<String> {
-        let value = self.read(field, true)?;
-        self.keep(field, value, rule, false)
-    }
-
-    pub fn optional_setting(
-        &mut self,
-        field: &'static str,
-        rule: impl FnOnce(&str) -> Result<String, String>,
-    ) -> Option<String> {
-        let value = self.read(field, false)?;
+        let value = self.read(field)?;
         self.keep(field, value, rule, false)
     }
 
@@ -223,7 +212,7 @@ impl<'a> FieldReader<'a> {
         field: &'static str,
         rule: impl FnOnce(&str) -> Result<String, String>,
     ) -> Option<String> {
-        let value = self.read(field, true)?;
+        let value = self.read(field)?;
         self.keep(field, value, rule, true)
     }
 

@@ -276,8 +276,4 @@ impl Registry {
     pub fn get(&self, provider: Provider) -> Option<&dyn ProviderAdapter> {
         self.adapters.get(&provider).map(|a| a.as_ref())
     }
-
-    pub fn supports(&self, provider: Provider) -> bool {
-        self.adapters.contains_key(&provider)
-    }
 }

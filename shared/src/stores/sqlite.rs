@@ -10,7 +10,7 @@ use crate::domain::{
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 pub const FILE_NAME: &str = "byosms.sqlite3";
@@ -74,7 +74,6 @@ CREATE TABLE IF NOT EXISTS inbound_parts (
 #[derive(Clone)]
 pub struct SqliteStore {
     db: Arc<Mutex<rusqlite::Connection>>,
-    path: PathBuf,
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -110,12 +109,7 @@ impl SqliteStore {
         db.execute_batch(SCHEMA)?;
         Ok(SqliteStore {
             db: Arc::new(Mutex::new(db)),
-            path,
         })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// Runs blocking database work off the async runtime.

@@ -487,3 +487,32 @@ fn sample_webhooks_authenticate() {
         Ok(WebhookItem::Inbound(_))
     ));
 }
+
+#[test]
+fn get_webhooks_sign_the_url_alone_and_carry_the_payload_in_the_query() {
+    let (conn, secrets) = connection();
+    let url = "https://h/distribution-providers/v1/receive/distribution/message/twilio-sms/ORG_1?MessageSid=SM5&From=%2B14155550100&To=%2B14155550199&Body=yes+please&SmsStatus=received";
+    let sig = signature("12345", url, &[]);
+    let req = request(Method::GET, url, None, b"", Some(&sig));
+    assert_eq!(Twilio::default().check_media_type(&req), Ok(()));
+    assert_eq!(
+        Twilio::default().authenticate(&req, &conn, &secrets),
+        Ok(())
+    );
+    let Ok(WebhookItem::Inbound(report)) =
+        &Twilio::default().parse(&req, RouteKind::Message).unwrap()[0]
+    else {
+        panic!()
+    };
+    assert_eq!(
+        (report.text.as_str(), report.from.as_str()),
+        ("yes please", "+14155550100")
+    );
+    // Re-encoding the query (a proxy writing %20 for +) breaks the signature, as it must.
+    let reencoded = url.replace("yes+please", "yes%20please");
+    let req = request(Method::GET, &reencoded, None, b"", Some(&sig));
+    assert_eq!(
+        Twilio::default().authenticate(&req, &conn, &secrets),
+        Err(AuthError::Invalid("X-Twilio-Signature"))
+    );
+}
