@@ -216,6 +216,9 @@ fn result_of(record: &MessageRecord, duplicate: bool) -> SendResult {
         error: None,
         duplicate,
     };
+    // A claim whose process died mid-call never finishes by itself.
+    let stale = Utc::now() - record.updated_at
+        > chrono::Duration::from_std(STALE_CLAIM).unwrap_or_default();
     match record.send_state {
         SendState::Accepted => base,
         SendState::Failed | SendState::OutcomeUnknown => SendResult {
@@ -223,11 +226,13 @@ fn result_of(record: &MessageRecord, duplicate: bool) -> SendResult {
             error: record.error.clone(),
             ..base
         },
-        SendState::Sending if Utc::now() - record.created_at > chrono::Duration::from_std(STALE_CLAIM).unwrap_or_default() => SendResult {
+        SendState::Sending if stale => SendResult {
             status: ResultStatus::Failed,
             error: Some(SendFailure {
                 code: "outcome_unknown".into(),
-                message: "an earlier send of this messageId never finished; it may have been accepted".into(),
+                message:
+                    "an earlier send of this messageId never finished; it may have been accepted"
+                        .into(),
                 retryable: false,
                 provider_code: None,
             }),
@@ -500,6 +505,41 @@ async fn send_with_retries(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_claim_in_flight_is_in_progress_until_it_is_stale() {
+        let now = Utc::now();
+        let mut record = MessageRecord {
+            org_id: "O".into(),
+            message_id: "m".into(),
+            connection_id: "c".into(),
+            provider: crate::domain::Provider::Twilio,
+            user_id: "u".into(),
+            to: "+14155550100".into(),
+            body: "b".into(),
+            segments: 1,
+            encoding: "gsm7".into(),
+            send_state: SendState::Sending,
+            status: None,
+            provider_message_id: None,
+            error: None,
+            attempts: 0,
+            created_at: now,
+            updated_at: now,
+        };
+        let fresh = result_of(&record, true);
+        assert_eq!(
+            fresh.error.as_ref().map(|e| (e.code.as_str(), e.retryable)),
+            Some(("in_progress", true))
+        );
+        assert!(fresh.duplicate);
+        record.updated_at = now - chrono::Duration::minutes(10);
+        let stale = result_of(&record, true);
+        assert_eq!(
+            stale.error.as_ref().map(|e| (e.code.as_str(), e.retryable)),
+            Some(("outcome_unknown", false))
+        );
+    }
 
     #[test]
     fn message_ids() {
