@@ -184,18 +184,7 @@ async fn the_send_function_reports_unservable_requests_as_typed_errors() {
 
 #[tokio::test]
 async fn the_send_function_hides_storage_internals() {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let endpoint = format!("http://{}", closed.local_addr().unwrap());
-    drop(closed);
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(&endpoint)
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "x", "y", None, None, "test",
-        ))
-        .load()
-        .await;
-    let deps = byosms::Deps::aws(&sdk, settings(None));
+    let deps = unreachable_aws_deps().await;
     let payload = json!({"orgId": ORG, "userId": "UR_1", "messages": [{"messageId": "a", "to": TO, "body": "x"}]});
     let err = byosms_send::handle(&deps, LambdaEvent::new(payload, Context::default()))
         .await

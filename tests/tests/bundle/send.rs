@@ -84,21 +84,19 @@ async fn sends_through_the_messages_api_with_every_field() {
 async fn a_messaging_service_sends_as_messaging_service_sid() {
     let mg = "MG0123456789abcdef0123456789abcdef";
     let twilio = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path(twilio_messages_path()))
-        .and(body_string(form(&[
-            ("To", TO),
-            ("MessagingServiceSid", mg),
-            ("Body", "アンケートにご協力ください"),
-            ("StatusCallback", &status_callback("m-jp")),
-        ])))
-        .respond_with(twilio_created(
-            "SM00000000000000000000000000000002",
-            "accepted",
-        ))
-        .expect(1)
-        .mount(&twilio)
-        .await;
+    twilio_request_with(&[
+        ("To", TO),
+        ("MessagingServiceSid", mg),
+        ("Body", "アンケートにご協力ください"),
+        ("StatusCallback", &status_callback("m-jp")),
+    ])
+    .respond_with(twilio_created(
+        "SM00000000000000000000000000000002",
+        "accepted",
+    ))
+    .expect(1)
+    .mount(&twilio)
+    .await;
     let deps = deps(Backend::Embedded, settings(Some(&twilio.uri()))).await;
     add_twilio(&deps, ORG, "conn_1", mg).await;
     let response = send(&deps, &request("m-jp", TO, "アンケートにご協力ください"))
@@ -112,36 +110,34 @@ async fn a_messaging_service_sends_as_messaging_service_sid() {
 async fn provider_errors_are_classified_and_opt_outs_remembered() {
     for backend in BACKENDS {
         let twilio = MockServer::start().await;
-        Mock::given(method("POST"))
-            .and(body_string(form(&[
-                ("To", "+14155550111"),
-                ("From", FROM),
-                ("Body", "hi"),
-                ("StatusCallback", &status_callback("bad-number")),
-            ])))
-            .respond_with(twilio_error(
-                400,
-                21211,
-                "The 'To' number +14155550111 is not a valid phone number.",
-            ))
-            .expect(1)
-            .mount(&twilio)
-            .await;
-        Mock::given(method("POST"))
-            .and(body_string(form(&[
-                ("To", TO),
-                ("From", FROM),
-                ("Body", "hi"),
-                ("StatusCallback", &status_callback("stopped")),
-            ])))
-            .respond_with(twilio_error(
-                400,
-                21610,
-                "Attempt to send to unsubscribed recipient",
-            ))
-            .expect(1)
-            .mount(&twilio)
-            .await;
+        twilio_request_with(&[
+            ("To", "+14155550111"),
+            ("From", FROM),
+            ("Body", "hi"),
+            ("StatusCallback", &status_callback("bad-number")),
+        ])
+        .respond_with(twilio_error(
+            400,
+            21211,
+            "The 'To' number +14155550111 is not a valid phone number.",
+        ))
+        .expect(1)
+        .mount(&twilio)
+        .await;
+        twilio_request_with(&[
+            ("To", TO),
+            ("From", FROM),
+            ("Body", "hi"),
+            ("StatusCallback", &status_callback("stopped")),
+        ])
+        .respond_with(twilio_error(
+            400,
+            21610,
+            "Attempt to send to unsubscribed recipient",
+        ))
+        .expect(1)
+        .mount(&twilio)
+        .await;
         let deps = deps(backend, settings(Some(&twilio.uri()))).await;
         add_twilio(&deps, ORG, "conn_1", FROM).await;
 
@@ -180,20 +176,19 @@ async fn only_what_twilio_provably_refused_is_retried() {
         .expect(1)
         .mount(&twilio)
         .await;
-    Mock::given(method("POST"))
-        .and(body_string(form(&[
-            ("To", TO),
-            ("From", FROM),
-            ("Body", "hi"),
-            ("StatusCallback", &status_callback("throttled")),
-        ])))
-        .respond_with(twilio_created(
-            "SM00000000000000000000000000000003",
-            "queued",
-        ))
-        .expect(1)
-        .mount(&twilio)
-        .await;
+    twilio_request_with(&[
+        ("To", TO),
+        ("From", FROM),
+        ("Body", "hi"),
+        ("StatusCallback", &status_callback("throttled")),
+    ])
+    .respond_with(twilio_created(
+        "SM00000000000000000000000000000003",
+        "queued",
+    ))
+    .expect(1)
+    .mount(&twilio)
+    .await;
     let deps = deps(Backend::Embedded, settings(Some(&twilio.uri()))).await;
     add_twilio(&deps, ORG, "conn_1", FROM).await;
     let r = &send(&deps, &request("throttled", TO, "hi"))

@@ -176,6 +176,30 @@ pub fn twilio_error(http: u16, code: u32, message: &str) -> wiremock::ResponseTe
     }))
 }
 
+/// A Twilio Messages API request with exactly these form fields, in this order.
+pub fn twilio_request_with(fields: &[(&str, &str)]) -> wiremock::MockBuilder {
+    use wiremock::matchers::{body_string, method, path};
+    wiremock::Mock::given(method("POST"))
+        .and(path(twilio_messages_path()))
+        .and(body_string(form(fields)))
+}
+
+/// Deps whose DynamoDB and Secrets Manager are a port nothing listens on.
+pub async fn unreachable_aws_deps() -> Deps {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "x", "y", None, None, "test",
+        ))
+        .load()
+        .await;
+    Deps::aws(&sdk, settings(None))
+}
+
 /// The gateway on a free loopback port; returns its base URL.
 pub async fn start_gateway(deps: Deps) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

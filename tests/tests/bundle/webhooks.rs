@@ -457,19 +457,7 @@ async fn replies_link_to_the_last_message_and_stop_opts_out() {
 
 #[tokio::test]
 async fn storage_down_is_a_503_so_the_provider_retries() {
-    // DynamoDB on a port nothing listens on.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let endpoint = format!("http://{}", closed.local_addr().unwrap());
-    drop(closed);
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "x", "y", None, None, "test",
-        ))
-        .load()
-        .await;
-    let deps = byosms::Deps::aws(&sdk, settings(None));
+    let deps = unreachable_aws_deps().await;
     let path = format!("{PREFIX}/message/twilio-sms/{ORG}");
     let reply = receive(
         &deps,
