@@ -12,6 +12,7 @@ use byosms::pipeline::receive::{self, MAX_BODY_BYTES};
 use byosms::pipeline::send::{self, SendRequest};
 use byosms::webhook::{ROUTE_PREFIX, Route, WebhookReply, WebhookRequest, public_url};
 use std::sync::Arc;
+use url::Url;
 
 /// The one response helper: a pipeline reply as an HTTP response.
 fn reply(reply: WebhookReply) -> Response {
@@ -24,7 +25,15 @@ fn reply(reply: WebhookReply) -> Response {
     response
 }
 
-pub fn router(deps: Deps) -> Router {
+/// What the handlers share.
+struct Gateway {
+    deps: Deps,
+    /// The base URL providers sign (`BYOSMS_PUBLIC_BASE_URL`); without it the URL is rebuilt
+    /// from each request, as behind a tunnel that keeps the public host.
+    signed_base: Option<String>,
+}
+
+pub fn router(deps: Deps, signed_base: Option<Url>) -> Router {
     Router::new()
         .route(
             "/healthz",
@@ -42,7 +51,10 @@ pub fn router(deps: Deps) -> Router {
             any(webhook_handler),
         )
         .fallback(|| async { reply(WebhookReply::error(404, "no such route")) })
-        .with_state(Arc::new(deps))
+        .with_state(Arc::new(Gateway {
+            deps,
+            signed_base: signed_base.map(String::from),
+        }))
 }
 
 async fn read_body(body: Body) -> Result<axum::body::Bytes, Response> {
@@ -54,7 +66,7 @@ async fn read_body(body: Body) -> Result<axum::body::Bytes, Response> {
     })
 }
 
-async fn webhook_handler(State(deps): State<Arc<Deps>>, request: Request) -> Response {
+async fn webhook_handler(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     if parts.method != axum::http::Method::GET && parts.method != axum::http::Method::POST {
         return reply(WebhookReply::error(405, "webhook routes take GET or POST"));
@@ -76,16 +88,28 @@ async fn webhook_handler(State(deps): State<Arc<Deps>>, request: Request) -> Res
         .unwrap_or("127.0.0.1")
         .to_string();
     let raw_query = parts.uri.query().unwrap_or("").to_string();
-    let base = deps.settings.public_base_url.as_ref().map(|u| u.as_str());
+    // A tunnel or proxy terminating TLS says so in X-Forwarded-Proto.
+    let scheme = parts
+        .headers
+        .get("x-forwarded-proto")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("http")
+        .to_string();
     let request = WebhookRequest {
         method: parts.method,
-        public_url: public_url(base, "http", &host, parts.uri.path(), &raw_query),
+        public_url: public_url(
+            gateway.signed_base.as_deref(),
+            &scheme,
+            &host,
+            parts.uri.path(),
+            &raw_query,
+        ),
         raw_query,
         headers: parts.headers,
         body,
         received_at: chrono::Utc::now(),
     };
-    reply(receive::receive(&deps, &route, &request).await)
+    reply(receive::receive(&gateway.deps, &route, &request).await)
 }
 
 fn send_error(status: u16, code: &str, message: &str) -> Response {
@@ -97,7 +121,8 @@ fn send_error(status: u16, code: &str, message: &str) -> Response {
     ))
 }
 
-async fn send_handler(State(deps): State<Arc<Deps>>, request: Request) -> Response {
+async fn send_handler(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
+    let deps = &gateway.deps;
     let body = match read_body(request.into_body()).await {
         Ok(b) => b,
         Err(response) => return response,
@@ -112,7 +137,7 @@ async fn send_handler(State(deps): State<Arc<Deps>>, request: Request) -> Respon
             );
         }
     };
-    match send::send(&deps, &request).await {
+    match send::send(deps, &request).await {
         Ok(response) => reply(WebhookReply::new(
             200,
             "application/json",
@@ -123,8 +148,12 @@ async fn send_handler(State(deps): State<Arc<Deps>>, request: Request) -> Respon
 }
 
 /// Serves until Ctrl-C.
-pub async fn serve(listener: tokio::net::TcpListener, deps: Deps) -> std::io::Result<()> {
-    axum::serve(listener, router(deps))
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    deps: Deps,
+    signed_base: Option<Url>,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(deps, signed_base))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })

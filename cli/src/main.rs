@@ -203,9 +203,11 @@ async fn run(cli: Cli) -> Result<bool, CliError> {
     if let Command::Serve { addr } = &cli.command {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let bound = listener.local_addr()?;
-        if settings.public_base_url.is_none() {
-            settings.public_base_url = Some(commands::local_base(&bound.to_string()));
-        }
+        let signed_base = settings.public_base_url.clone();
+        // Without a public base, callbacks of sends made through this gateway point back at it.
+        settings
+            .public_base_url
+            .get_or_insert_with(|| commands::local_base(&bound.to_string()));
         let deps = deps(&cli, sdk.as_ref(), settings)?;
         let store = if cli.aws {
             "DynamoDB + Secrets Manager".to_string()
@@ -213,7 +215,7 @@ async fn run(cli: Cli) -> Result<bool, CliError> {
             cli.data_dir.display().to_string()
         };
         eprintln!("byosms gateway on http://{bound} (store: {store}); Ctrl-C stops it");
-        byosms_cli::gateway::serve(listener, deps).await?;
+        byosms_cli::gateway::serve(listener, deps, signed_base).await?;
         return Ok(true);
     }
     if let Command::Sandbox { addr } = &cli.command {

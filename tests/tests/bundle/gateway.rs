@@ -148,3 +148,36 @@ async fn send_errors_are_json_with_a_code() {
     let r = http.get(format!("{base}/nowhere")).send().await.unwrap();
     assert_eq!(r.status(), 404);
 }
+
+#[tokio::test]
+async fn behind_a_tunnel_the_url_is_rebuilt_from_the_forwarded_request() {
+    let mut settings = settings(None);
+    settings.public_base_url = None;
+    let deps = deps(Backend::Embedded, settings).await;
+    add_twilio(&deps, ORG, "conn_1", FROM).await;
+    let base = start_gateway(deps.deps.clone()).await;
+    let reply = [
+        ("MessageSid", "SM99999999999999999999999999999999"),
+        ("AccountSid", ACCOUNT_SID),
+        ("From", TO),
+        ("To", FROM),
+        ("Body", "ok"),
+    ];
+    let path = format!("{PREFIX}/message/twilio-sms/{ORG}");
+    // What Twilio called and signed: the tunnel's public https URL.
+    let signed = format!("https://surveys.tunnel.example{path}");
+    let r = reqwest::Client::new()
+        .post(format!("{base}{path}"))
+        .header("host", "surveys.tunnel.example")
+        .header("x-forwarded-proto", "https")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header(
+            "x-twilio-signature",
+            twilio_signature(AUTH_TOKEN, &signed, &reply),
+        )
+        .body(form(&reply))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+}

@@ -211,7 +211,10 @@ pub async fn start_gateway(deps: Deps) -> String {
 }
 
 async fn axum_serve(listener: tokio::net::TcpListener, deps: Deps) {
-    byosms_cli::gateway::serve(listener, deps).await.unwrap();
+    let signed_base = deps.settings.public_base_url.clone();
+    byosms_cli::gateway::serve(listener, deps, signed_base)
+        .await
+        .unwrap();
 }
 
 /// Every JSON log line any test wrote, through the Lambdas' own log format at debug level.
