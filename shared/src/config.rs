@@ -3,6 +3,7 @@
 
 use crate::domain::Provider;
 use crate::providers::Registry;
+use crate::stores::cached_secrets::{self, CachedSecrets};
 use crate::stores::{
     Stores, dynamodb::DynamoStore, secrets_manager::SecretsManagerStore, sqlite::SqliteStore,
 };
@@ -52,6 +53,8 @@ pub struct Settings {
     pub api_urls: HashMap<Provider, Url>,
     pub sinch_auth_api_url: Option<Url>,
     pub retry: RetryPolicy,
+    /// How long a warm function keeps a connection's secrets (AWS only).
+    pub secret_cache_ttl: Duration,
 }
 
 impl Default for Settings {
@@ -64,6 +67,7 @@ impl Default for Settings {
             api_urls: HashMap::new(),
             sinch_auth_api_url: None,
             retry: RetryPolicy::default(),
+            secret_cache_ttl: cached_secrets::DEFAULT_TTL,
         }
     }
 }
@@ -173,9 +177,12 @@ impl Deps {
             &settings.connections_table,
             &settings.messages_table,
         ));
-        let secrets = std::sync::Arc::new(SecretsManagerStore::new(
-            aws_sdk_secretsmanager::Client::new(sdk),
-            &settings.secret_prefix,
+        let secrets = std::sync::Arc::new(CachedSecrets::new(
+            std::sync::Arc::new(SecretsManagerStore::new(
+                aws_sdk_secretsmanager::Client::new(sdk),
+                &settings.secret_prefix,
+            )),
+            settings.secret_cache_ttl,
         ));
         Deps::new(
             Stores {

@@ -106,6 +106,7 @@ async fn authenticate<'a>(
     candidates: &'a [Connection],
     request: &WebhookRequest,
 ) -> Result<(&'a Connection, &'a dyn ProviderAdapter), ReceiveError> {
+    let secrets_store = &deps.stores.secrets;
     let mut media_refusal = None;
     let mut invalid = None;
     let mut missing = None;
@@ -117,16 +118,24 @@ async fn authenticate<'a>(
             media_refusal = Some(refused.0);
             continue;
         }
-        let Some(secrets) = deps
-            .stores
-            .secrets
+        let Some(secrets) = secrets_store
             .get_secrets(&connection.org_id, &connection.connection_id)
             .await?
         else {
             tracing::warn!(connection_id = %connection.connection_id, "connection has no stored secret");
             continue;
         };
-        match adapter.authenticate(request, connection, &secrets) {
+        let mut verdict = adapter.authenticate(request, connection, &secrets);
+        if let Err(AuthError::Invalid(_)) = verdict {
+            // The secret may have been rotated since it was cached: one look at the store.
+            let fresh = secrets_store
+                .get_fresh_secrets(&connection.org_id, &connection.connection_id)
+                .await?;
+            if let Some(fresh) = fresh.filter(|f| f.to_json() != secrets.to_json()) {
+                verdict = adapter.authenticate(request, connection, &fresh);
+            }
+        }
+        match verdict {
             Ok(()) => return Ok((connection, adapter)),
             Err(AuthError::Invalid(what)) => invalid = Some(format!("invalid {what}")),
             Err(AuthError::Missing(what)) => missing = Some(format!("missing {what}")),

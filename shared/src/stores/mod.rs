@@ -1,6 +1,7 @@
 //! Storage ports: one narrow trait per capability, each with an AWS implementation (DynamoDB,
 //! Secrets Manager) and an embedded one (one SQLite file) that give the same guarantees.
 
+pub mod cached_secrets;
 pub mod dynamodb;
 pub mod secrets_manager;
 pub mod sqlite;
@@ -60,6 +61,15 @@ pub trait SecretStore: Send + Sync {
         connection_id: &str,
     ) -> Result<Option<ConnectionSecrets>, StoreError>;
     async fn delete_secrets(&self, org_id: &str, connection_id: &str) -> Result<(), StoreError>;
+
+    /// The secrets as stored now, past any cache (a webhook failed to verify with a cached one).
+    async fn get_fresh_secrets(
+        &self,
+        org_id: &str,
+        connection_id: &str,
+    ) -> Result<Option<ConnectionSecrets>, StoreError> {
+        self.get_secrets(org_id, connection_id).await
+    }
 }
 
 /// The outcome of claiming a message id for sending.

@@ -472,3 +472,41 @@ async fn storage_down_is_a_503_so_the_provider_retries() {
         reply.body
     );
 }
+
+#[tokio::test]
+async fn a_rotated_auth_token_is_picked_up_by_a_warm_function() {
+    let deps = deps(Backend::Aws, settings(None)).await;
+    add_twilio(&deps, ORG, "conn_1", FROM).await;
+    let path = format!("{PREFIX}/message/twilio-sms/{ORG}");
+    let route = Route::from_path(&path).unwrap();
+    let params = inbound_params("1");
+    assert_eq!(
+        receive(&deps, &route, &twilio_request(&path, "", &params))
+            .await
+            .status,
+        200
+    );
+
+    // The admin rotates the token in Secrets Manager; this function's cache still has the old one.
+    let rotated = "abcdefabcdefabcdefabcdefabcdef12";
+    let direct = byosms::stores::secrets_manager::SecretsManagerStore::new(
+        aws_sdk_secretsmanager::Client::new(&sdk_config().await),
+        &deps.settings.secret_prefix,
+    );
+    let mut secrets = byosms::domain::ConnectionSecrets::default();
+    secrets.insert("authToken", rotated.into());
+    use byosms::stores::SecretStore;
+    direct.put_secrets(ORG, "conn_1", &secrets).await.unwrap();
+
+    let mut signed_new = twilio_request(&path, "", &params);
+    let url = signed_new.public_url.clone();
+    let sig = twilio_signature(rotated, &url, &params);
+    signed_new
+        .headers
+        .insert("x-twilio-signature", HeaderValue::from_str(&sig).unwrap());
+    let reply = receive(&deps, &route, &signed_new).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    // And the old token no longer verifies.
+    let reply = receive(&deps, &route, &twilio_request(&path, "", &params)).await;
+    assert_eq!(reply.status, 403, "{}", reply.body);
+}
