@@ -64,7 +64,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .registry
         .get(connection.provider)
         .ok_or("unsupported provider")?;
-    let url = byosms::config::webhook_url(
+    let url = byosms::webhook::Route::url(
         &args.gateway,
         RouteKind::Message,
         connection.provider,

@@ -104,6 +104,7 @@ async fn webhook_handler(State(gateway): State<Arc<Gateway>>, request: Request) 
             parts.uri.path(),
             &raw_query,
         ),
+        raw_path: parts.uri.path().to_string(),
         raw_query,
         headers: parts.headers,
         body,

@@ -48,6 +48,9 @@ fn inbound(sid: &str) -> WebhookRequest {
         .finish();
     WebhookRequest {
         method: http::Method::POST,
+        raw_path: url::Url::parse(&url)
+            .map(|u| u.path().to_string())
+            .unwrap_or_default(),
         public_url: url,
         raw_query: String::new(),
         headers,
@@ -81,7 +84,11 @@ fn verify_and_parse(c: &mut Criterion) {
                 twilio
                     .authenticate(black_box(&request), &connection, &secrets)
                     .unwrap();
-                black_box(twilio.parse(&request, RouteKind::Message).unwrap());
+                black_box(
+                    twilio
+                        .parse(&request, RouteKind::Message, &connection)
+                        .unwrap(),
+                );
             })
         },
     );

@@ -1,15 +1,9 @@
-//! Deployment settings from the environment, and the dependencies every entry point builds once
-//! and hands to the pipelines.
+//! Deployment settings, read from the environment once per process.
 
 use crate::domain::Provider;
-use crate::providers::Registry;
-use crate::stores::cached_secrets::{self, CachedSecrets};
-use crate::stores::{
-    Stores, dynamodb::DynamoStore, secrets_manager::SecretsManagerStore, sqlite::SqliteStore,
-};
+use crate::stores::cached_secrets;
 use crate::webhook::{Route, RouteKind};
 use std::collections::HashMap;
-use std::path::Path;
 use std::time::Duration;
 use url::Url;
 
@@ -118,80 +112,7 @@ impl Settings {
 
     /// The public URL of a webhook route for an org, when a public base URL is configured.
     pub fn route_url(&self, kind: RouteKind, provider: Provider, org_id: &str) -> Option<Url> {
-        let base = self.public_base_url.as_ref()?;
-        webhook_url(base, kind, provider, org_id)
-    }
-}
-
-/// `base` + the route path of `kind` for `provider` and `org_id`.
-pub fn webhook_url(base: &Url, kind: RouteKind, provider: Provider, org_id: &str) -> Option<Url> {
-    let joined = format!(
-        "{}{}",
-        base.as_str().trim_end_matches('/'),
-        Route::path(kind, provider.route_slug(), org_id)
-    );
-    Url::parse(&joined).ok()
-}
-
-/// What the pipelines run on: the stores, the provider adapters, one HTTP client, the settings.
-#[derive(Clone)]
-pub struct Deps {
-    pub stores: Stores,
-    pub registry: Registry,
-    pub http: reqwest::Client,
-    pub settings: Settings,
-}
-
-/// The HTTP client every provider call goes through.
-pub fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(5))
-        .timeout(Duration::from_secs(20))
-        .user_agent(concat!("byosms/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .expect("the TLS backend is compiled in")
-}
-
-impl Deps {
-    pub fn new(stores: Stores, settings: Settings) -> Self {
-        Deps {
-            stores,
-            registry: Registry::new(&settings),
-            http: http_client(),
-            settings,
-        }
-    }
-
-    /// The embedded store in `data_dir`.
-    pub fn embedded(data_dir: &Path, settings: Settings) -> Result<Self, ConfigError> {
-        Ok(Deps::new(
-            Stores::embedded(SqliteStore::open(data_dir)?),
-            settings,
-        ))
-    }
-
-    /// DynamoDB and Secrets Manager, from one shared SDK configuration.
-    pub fn aws(sdk: &aws_config::SdkConfig, settings: Settings) -> Self {
-        let dynamo = std::sync::Arc::new(DynamoStore::new(
-            aws_sdk_dynamodb::Client::new(sdk),
-            &settings.connections_table,
-            &settings.messages_table,
-        ));
-        let secrets = std::sync::Arc::new(CachedSecrets::new(
-            std::sync::Arc::new(SecretsManagerStore::new(
-                aws_sdk_secretsmanager::Client::new(sdk),
-                &settings.secret_prefix,
-            )),
-            settings.secret_cache_ttl,
-        ));
-        Deps::new(
-            Stores {
-                connections: dynamo.clone(),
-                secrets,
-                messages: dynamo,
-            },
-            settings,
-        )
+        Route::url(self.public_base_url.as_ref()?, kind, provider, org_id)
     }
 }
 

@@ -3,6 +3,7 @@
 //! CLI share.
 
 pub mod config;
+pub mod deps;
 pub mod domain;
 pub mod pipeline;
 pub mod providers;
@@ -10,4 +11,5 @@ pub mod stores;
 pub mod telemetry;
 pub mod webhook;
 
-pub use config::{Deps, Settings};
+pub use config::Settings;
+pub use deps::Deps;

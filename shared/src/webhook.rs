@@ -1,9 +1,12 @@
 //! A provider's HTTP request to one of our webhook routes, as every entry point (API Gateway,
 //! function URL, local gateway) hands it to the receive pipeline, and the reply we give.
 
+use crate::domain::Provider;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use http::{HeaderMap, Method};
+use std::fmt;
+use url::Url;
 
 /// The route prefix every webhook path starts with.
 pub const ROUTE_PREFIX: &str = "/distribution-providers/v1/receive/distribution";
@@ -56,6 +59,17 @@ impl Route {
             provider_slug,
             org_id,
         })
+    }
+
+    /// `base` + the route path of `kind` for `provider` and `org_id`: the URL an admin (or a
+    /// per-message callback) gives the provider.
+    pub fn url(base: &Url, kind: RouteKind, provider: Provider, org_id: &str) -> Option<Url> {
+        let joined = format!(
+            "{}{}",
+            base.as_str().trim_end_matches('/'),
+            Route::path(kind, provider.route_slug(), org_id)
+        );
+        Url::parse(&joined).ok()
     }
 
     pub fn path(kind: RouteKind, provider_slug: &str, org_id: &str) -> String {
@@ -116,11 +130,13 @@ pub fn public_url(
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct WebhookRequest {
     pub method: Method,
     /// The full URL as the provider called it (see [`public_url`]).
     pub public_url: String,
+    /// The path as it reached us, still percent-encoded (with any stage prefix).
+    pub raw_path: String,
     /// The raw query string, without `?`.
     pub raw_query: String,
     pub headers: HeaderMap,
@@ -128,7 +144,56 @@ pub struct WebhookRequest {
     pub received_at: DateTime<Utc>,
 }
 
+/// Headers whose values are credentials: `Debug` never shows them.
+fn is_credential_header(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    [
+        "authorization",
+        "signature",
+        "token",
+        "cookie",
+        "api-key",
+        "apikey",
+    ]
+    .iter()
+    .any(|word| name.contains(word))
+}
+
+impl fmt::Debug for WebhookRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let headers: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .map(|(name, value)| {
+                let shown = if is_credential_header(name.as_str()) {
+                    "[REDACTED]"
+                } else {
+                    value.to_str().unwrap_or("(not text)")
+                };
+                (name.as_str(), shown)
+            })
+            .collect();
+        f.debug_struct("WebhookRequest")
+            .field("method", &self.method)
+            .field("public_url", &self.public_url)
+            .field("headers", &headers)
+            .field("body_bytes", &self.body.len())
+            .field("received_at", &self.received_at)
+            .finish()
+    }
+}
+
 impl WebhookRequest {
+    /// The request target as the request line carried it: raw path, then `?` and the raw query
+    /// when there is one (MessageMedia signs the request line).
+    pub fn request_target(&self) -> String {
+        if self.raw_query.is_empty() {
+            self.raw_path.clone()
+        } else {
+            format!("{}?{}", self.raw_path, self.raw_query)
+        }
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
@@ -219,6 +284,46 @@ mod tests {
                 .is_none()
         );
         assert!(Route::from_path("/healthz").is_none());
+    }
+
+    #[test]
+    fn debug_never_shows_credentials() {
+        let mut headers = HeaderMap::new();
+        for (name, value) in [
+            ("authorization", "Basic c2VjcmV0OnNlY3JldA=="),
+            ("x-twilio-signature", "c2lnbmF0dXJl"),
+            ("messagebird-signature-jwt", "eyJhbGciOi.payload.sig"),
+            ("x-messagemedia-signature", "cnNhLXNpZw=="),
+            ("content-type", "application/json"),
+        ] {
+            headers.insert(name, value.parse().unwrap());
+        }
+        let request = WebhookRequest {
+            method: Method::POST,
+            public_url: "https://h/p?q=1".into(),
+            raw_path: "/p".into(),
+            raw_query: "q=1".into(),
+            headers,
+            body: Bytes::from_static(b"{}"),
+            received_at: Utc::now(),
+        };
+        let shown = format!("{request:?}");
+        for secret in ["c2VjcmV0", "c2lnbmF0dXJl", "eyJhbGciOi", "cnNhLXNpZw"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        assert!(shown.contains("application/json"));
+        assert_eq!(request.request_target(), "/p?q=1");
+    }
+
+    #[test]
+    fn route_urls_join_the_base() {
+        let base: Url = "https://sms.example.com/".parse().unwrap();
+        assert_eq!(
+            Route::url(&base, RouteKind::Status, Provider::Twilio, "ORG 1")
+                .unwrap()
+                .as_str(),
+            "https://sms.example.com/distribution-providers/v1/receive/distribution/status/twilio-sms/ORG%201"
+        );
     }
 
     #[test]

@@ -60,7 +60,7 @@ async fn post(
                 connection.connection_id
             ))
         })?;
-    let url = byosms::config::webhook_url(gateway, kind, connection.provider, &connection.org_id)
+    let url = byosms::webhook::Route::url(gateway, kind, connection.provider, &connection.org_id)
         .ok_or_else(|| {
         CliError::Usage(format!("--gateway {gateway} does not make a valid URL"))
     })?;

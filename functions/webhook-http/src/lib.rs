@@ -48,6 +48,7 @@ fn webhook_request(deps: &Deps, request: Request) -> WebhookRequest {
     WebhookRequest {
         method: parts.method,
         public_url: public_url(base, &scheme, &host, &raw_path, &raw_query),
+        raw_path,
         raw_query,
         headers: parts.headers,
         body: body.to_vec().into(),

@@ -175,9 +175,10 @@ impl<'a> FieldReader<'a> {
         });
     }
 
-    /// A required string field, trimmed; `None` (and an error) when missing, not a string, or
-    /// empty.
-    fn read(&mut self, field: &'static str) -> Option<String> {
+    /// A required string field; `None` (and an error) when missing, not a string, or empty.
+    /// Settings are trimmed (a pasted trailing space is never meant); secrets are kept byte for
+    /// byte, since a secret's spaces may be part of it.
+    fn read(&mut self, field: &'static str, trim: bool) -> Option<String> {
         self.seen.push(field);
         match self.fields.get(field) {
             None | Some(Value::Null) => {
@@ -188,7 +189,8 @@ impl<'a> FieldReader<'a> {
                 self.error(field, "must not be empty");
                 None
             }
-            Some(Value::String(s)) => Some(s.trim().to_string()),
+            Some(Value::String(s)) if trim => Some(s.trim().to_string()),
+            Some(Value::String(s)) => Some(s.clone()),
             Some(_) => {
                 self.error(field, "must be a string");
                 None
@@ -203,16 +205,48 @@ impl<'a> FieldReader<'a> {
         field: &'static str,
         rule: impl FnOnce(&str) -> Result<String, String>,
     ) -> Option<String> {
-        let value = self.read(field)?;
+        let value = self.read(field, true)?;
         self.keep(field, value, rule, false)
     }
 
+    /// An optional non-secret field: `default` is stored when the admin leaves it out (or gives
+    /// `null`); a given value is checked by `rule` like any other.
+    pub fn optional_setting(
+        &mut self,
+        field: &'static str,
+        default: &str,
+        rule: impl FnOnce(&str) -> Result<String, String>,
+    ) -> Option<String> {
+        if matches!(self.fields.get(field), None | Some(Value::Null)) {
+            self.seen.push(field);
+            self.out
+                .settings
+                .insert(field.to_string(), Value::String(default.to_string()));
+            return Some(default.to_string());
+        }
+        self.setting(field, rule)
+    }
+
+    /// An optional non-secret field with no default: nothing is stored when it is left out.
+    pub fn optional(
+        &mut self,
+        field: &'static str,
+        rule: impl FnOnce(&str) -> Result<String, String>,
+    ) -> Option<String> {
+        if matches!(self.fields.get(field), None | Some(Value::Null)) {
+            self.seen.push(field);
+            return None;
+        }
+        self.setting(field, rule)
+    }
+
+    /// A required secret field, byte for byte as given.
     pub fn secret(
         &mut self,
         field: &'static str,
         rule: impl FnOnce(&str) -> Result<String, String>,
     ) -> Option<String> {
-        let value = self.read(field)?;
+        let value = self.read(field, false)?;
         self.keep(field, value, rule, true)
     }
 
@@ -300,5 +334,25 @@ mod tests {
         let errs = r.finish().unwrap_err().0;
         let fields: Vec<_> = errs.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["a", "b", "n", "typo"]);
+    }
+
+    #[test]
+    fn optional_fields_take_their_default_and_secrets_keep_every_byte() {
+        let input = json!({"region": "eu", "secret": "  spaced secret \n", "host": " h "})
+            .as_object()
+            .unwrap()
+            .clone();
+        let mut r = FieldReader::new(&input);
+        r.optional_setting("region", "us", |v| Ok(v.into()));
+        r.optional_setting("method", "md5hash", |v| Ok(v.into()));
+        r.optional("from", |v| Ok(v.into()));
+        r.setting("host", |v| Ok(v.into()));
+        r.secret("secret", |v| Ok(v.into()));
+        let out = r.finish().unwrap();
+        assert_eq!(out.settings["region"], "eu");
+        assert_eq!(out.settings["method"], "md5hash");
+        assert!(!out.settings.contains_key("from"));
+        assert_eq!(out.settings["host"], "h");
+        assert_eq!(out.secrets.expose("secret"), Some("  spaced secret \n"));
     }
 }

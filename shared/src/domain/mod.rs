@@ -13,6 +13,9 @@ pub use connection::{
     ValidationErrors,
 };
 pub use event::{Event, InboundEvent, StatusEvent};
-pub use message::{MessageRecord, SendCompletion, SendFailure, SendState};
+pub use message::{
+    MAX_MESSAGE_ID_LEN, MessageRecord, PartStatus, SendCompletion, SendErrorCode, SendFailure,
+    SendState, is_valid_message_id,
+};
 pub use provider::Provider;
 pub use status::Status;

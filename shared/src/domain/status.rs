@@ -79,6 +79,26 @@ impl Status {
     }
 }
 
+impl Status {
+    /// A message's status from its parts' (every part has one): a final failure of any part is
+    /// the message's (`failed` before `undelivered`); delivered (or read) only when every part
+    /// is; otherwise the least advanced part's.
+    pub fn of_parts(parts: &[Status]) -> Status {
+        if parts.contains(&Status::Failed) {
+            Status::Failed
+        } else if parts.contains(&Status::Undelivered) {
+            Status::Undelivered
+        } else {
+            parts
+                .iter()
+                .copied()
+                .filter(|s| *s != Status::Unknown)
+                .min_by_key(|s| s.progress())
+                .unwrap_or(Status::Unknown)
+        }
+    }
+}
+
 impl fmt::Display for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -125,6 +145,18 @@ mod tests {
             assert!(!s.may_advance_to(Unknown));
         }
         assert!(Unknown.may_advance_to(Sent));
+    }
+
+    #[test]
+    fn parts_make_the_message() {
+        use super::Status;
+        assert_eq!(Status::of_parts(&[Delivered, Delivered]), Delivered);
+        assert_eq!(Status::of_parts(&[Delivered, Read]), Delivered);
+        assert_eq!(Status::of_parts(&[Read, Read]), Read);
+        assert_eq!(Status::of_parts(&[Delivered, Sent, Queued]), Queued);
+        assert_eq!(Status::of_parts(&[Delivered, Undelivered]), Undelivered);
+        assert_eq!(Status::of_parts(&[Undelivered, Failed, Sent]), Failed);
+        assert_eq!(Status::of_parts(&[Sent, Unknown]), Sent);
     }
 
     #[test]

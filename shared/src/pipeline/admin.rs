@@ -1,9 +1,10 @@
 //! Connection administration, shared by the CLI and the tests: an admin's JSON file becomes a
 //! validated connection in the connection store and a secret in the secret store.
 
-use crate::config::{Deps, webhook_url};
+use crate::deps::Deps;
 use crate::domain::{Access, Connection, FieldError, Provider, ValidationErrors};
 use crate::stores::StoreError;
+use crate::webhook::Route;
 use crate::webhook::RouteKind;
 use chrono::Utc;
 use serde_json::{Map, Value};
@@ -256,8 +257,8 @@ pub struct WebhookUrls {
 pub fn webhook_urls(base: &Url, provider: Provider, org_id: &str) -> Option<WebhookUrls> {
     Some(WebhookUrls {
         provider,
-        message: webhook_url(base, RouteKind::Message, provider, org_id)?,
-        status: webhook_url(base, RouteKind::Status, provider, org_id)?,
+        message: Route::url(base, RouteKind::Message, provider, org_id)?,
+        status: Route::url(base, RouteKind::Status, provider, org_id)?,
     })
 }
 

@@ -2,7 +2,7 @@
 //! connections of the provider → authenticate against each candidate's secret → parse → store
 //! events → advance message statuses → the provider's acknowledgement.
 
-use crate::config::Deps;
+use crate::deps::Deps;
 use crate::domain::phone::{self, KeywordIntent};
 use crate::domain::{Connection, Event, InboundEvent, Provider, StatusEvent};
 use crate::providers::{AuthError, InboundReport, ProviderAdapter, StatusReport, WebhookItem};
@@ -181,7 +181,7 @@ async fn handle(
     }
     let (connection, adapter) = authenticate(deps, &candidates, request).await?;
     let items = adapter
-        .parse(request, route.kind)
+        .parse(request, route.kind, connection)
         .map_err(|e| ReceiveError::Unparseable(e.0))?;
 
     let mut recorded = Recorded::default();
@@ -206,7 +206,7 @@ async fn handle(
             .map(|e| e.0.clone());
         return Err(ReceiveError::Unparseable(first.unwrap_or_default()));
     }
-    Ok((adapter.acknowledge(route.kind), recorded))
+    Ok((adapter.acknowledge(route.kind, connection), recorded))
 }
 
 async fn record_status(
@@ -233,7 +233,7 @@ async fn record_status(
             messages
                 .find_by_provider_message_id(
                     org_id,
-                    connection.provider,
+                    &connection.connection_id,
                     &report.provider_message_id,
                 )
                 .await?
@@ -246,6 +246,7 @@ async fn record_status(
             .advance_status(
                 org_id,
                 &message.message_id,
+                &report.provider_message_id,
                 report.status,
                 request.received_at,
             )
@@ -310,12 +311,13 @@ async fn record_inbound(
                     reference: part.reference.clone(),
                     total: part.total,
                     index: part.index,
+                    provider_message_id: report.provider_message_id.clone(),
                     text: report.text.clone(),
                     received_at: request.received_at,
                 })
                 .await?;
             match joined {
-                Some(text) => text,
+                Some(joined) => joined.text,
                 None => {
                     recorded.pending_parts += 1;
                     return Ok(());

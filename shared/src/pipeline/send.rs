@@ -2,10 +2,11 @@
 //! [`send`]. `(orgId, messageId)` is claimed before the provider is called, so a repeat (or a
 //! racing duplicate) never reaches the provider twice.
 
-use crate::config::Deps;
+use crate::deps::Deps;
 use crate::domain::segments;
 use crate::domain::{
-    Connection, MessageRecord, SendCompletion, SendFailure, SendState, Status, phone,
+    Connection, MAX_MESSAGE_ID_LEN, MessageRecord, SendCompletion, SendErrorCode, SendFailure,
+    SendState, Status, is_valid_message_id, phone,
 };
 use crate::providers::{OutboundMessage, ProviderAdapter, Retry, SendContext, SendError};
 use crate::stores::{Claim, StoreError};
@@ -19,8 +20,6 @@ use std::time::Duration;
 pub const MAX_MESSAGES: usize = 1000;
 /// Twilio's limit, and a sensible one for a survey invitation anywhere.
 pub const MAX_BODY_CHARS: usize = 1600;
-/// The tightest carrier field our id must fit (Vonage `client-ref`).
-pub const MAX_MESSAGE_ID_LEN: usize = 100;
 /// Messages of one invocation in flight at once.
 const CONCURRENCY: usize = 8;
 /// A claim older than this whose send never finished (the process died) is an unknown outcome.
@@ -136,15 +135,9 @@ impl SendRequestError {
     }
 }
 
-/// Printable ASCII without spaces, 1 to 100 characters: fits every provider's reference field
-/// and survives a URL.
-pub fn is_valid_message_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= MAX_MESSAGE_ID_LEN && id.bytes().all(|b| b.is_ascii_graphic())
-}
-
 fn failure(
     message_id: &str,
-    code: &str,
+    code: SendErrorCode,
     message: impl Into<String>,
     retryable: bool,
 ) -> SendResult {
@@ -156,7 +149,7 @@ fn failure(
         encoding: None,
         attempts: None,
         error: Some(SendFailure {
-            code: code.to_string(),
+            code,
             message: message.into(),
             retryable,
             provider_code: None,
@@ -170,7 +163,7 @@ fn refusal(item: &SendItem) -> Option<SendResult> {
     if !is_valid_message_id(&item.message_id) {
         return Some(failure(
             &item.message_id,
-            "invalid_message_id",
+            SendErrorCode::InvalidMessageId,
             format!(
                 "messageId must be 1 to {MAX_MESSAGE_ID_LEN} printable ASCII characters without spaces"
             ),
@@ -180,7 +173,7 @@ fn refusal(item: &SendItem) -> Option<SendResult> {
     if !phone::is_e164(&item.to) {
         return Some(failure(
             &item.message_id,
-            "invalid_number",
+            SendErrorCode::InvalidNumber,
             "to must be an E.164 number: + and 8 to 15 digits",
             false,
         ));
@@ -188,7 +181,7 @@ fn refusal(item: &SendItem) -> Option<SendResult> {
     if item.body.trim().is_empty() {
         return Some(failure(
             &item.message_id,
-            "invalid_body",
+            SendErrorCode::InvalidBody,
             "body is empty",
             false,
         ));
@@ -196,7 +189,7 @@ fn refusal(item: &SendItem) -> Option<SendResult> {
     if item.body.chars().count() > MAX_BODY_CHARS {
         return Some(failure(
             &item.message_id,
-            "invalid_body",
+            SendErrorCode::InvalidBody,
             format!("body is longer than {MAX_BODY_CHARS} characters"),
             false,
         ));
@@ -229,7 +222,7 @@ fn result_of(record: &MessageRecord, duplicate: bool) -> SendResult {
         SendState::Sending if stale => SendResult {
             status: ResultStatus::Failed,
             error: Some(SendFailure {
-                code: "outcome_unknown".into(),
+                code: SendErrorCode::OutcomeUnknown,
                 message:
                     "an earlier send of this messageId never finished; it may have been accepted"
                         .into(),
@@ -242,7 +235,7 @@ fn result_of(record: &MessageRecord, duplicate: bool) -> SendResult {
             duplicate,
             ..failure(
                 &record.message_id,
-                "in_progress",
+                SendErrorCode::InProgress,
                 "a send of this messageId is in progress; ask again for its result",
                 true,
             )
@@ -401,6 +394,7 @@ async fn send_one(
         send_state: SendState::Sending,
         status: None,
         provider_message_id: None,
+        parts: Vec::new(),
         error: None,
         attempts: 0,
         created_at: now,
@@ -413,7 +407,7 @@ async fn send_one(
     let done = if messages.is_opted_out(&connection.org_id, &item.to).await? {
         refused_completion(
             SendError::new(
-                "opted_out",
+                SendErrorCode::OptedOut,
                 "the recipient opted out of messages",
                 Retry::Never,
             ),
@@ -431,19 +425,20 @@ async fn send_one(
                 send_state: SendState::Accepted,
                 status: Some(accepted.status),
                 provider_message_id: Some(accepted.provider_message_id),
+                part_ids: accepted.part_ids,
                 error: None,
                 attempts,
                 at: Utc::now(),
             },
             Err(err) => {
-                if err.code == "opted_out" {
+                if err.code == SendErrorCode::OptedOut {
                     messages
                         .set_opt_out(&connection.org_id, &item.to, true, Utc::now())
                         .await?;
                 }
                 tracing::warn!(
                     message_id = %item.message_id,
-                    code = err.code,
+                    code = %err.code,
                     provider_code = err.provider_code.as_deref().unwrap_or(""),
                     "send failed"
                 );
@@ -467,8 +462,9 @@ fn refused_completion(err: SendError, attempts: u32) -> SendCompletion {
         },
         status: (!unknown).then_some(Status::Failed),
         provider_message_id: None,
+        part_ids: Vec::new(),
         error: Some(SendFailure {
-            code: err.code.to_string(),
+            code: err.code,
             message: err.message,
             // Only a provably unaccepted request may be tried again by the caller.
             retryable: err.retry == Retry::NotAccepted,
@@ -493,7 +489,7 @@ async fn send_with_retries(
         match &outcome {
             Err(err) if err.retry == Retry::NotAccepted && attempt < policy.max_attempts => {
                 let delay = policy.first_delay * 2u32.saturating_pow(attempt - 1);
-                tracing::info!(message_id = %message.message_id, attempt, code = err.code, "retrying send");
+                tracing::info!(message_id = %message.message_id, attempt, code = %err.code, "retrying send");
                 tokio::time::sleep(delay).await;
                 attempt += 1;
             }
@@ -522,6 +518,7 @@ mod tests {
             send_state: SendState::Sending,
             status: None,
             provider_message_id: None,
+            parts: Vec::new(),
             error: None,
             attempts: 0,
             created_at: now,
@@ -529,15 +526,15 @@ mod tests {
         };
         let fresh = result_of(&record, true);
         assert_eq!(
-            fresh.error.as_ref().map(|e| (e.code.as_str(), e.retryable)),
-            Some(("in_progress", true))
+            fresh.error.as_ref().map(|e| (e.code, e.retryable)),
+            Some((SendErrorCode::InProgress, true))
         );
         assert!(fresh.duplicate);
         record.updated_at = now - chrono::Duration::minutes(10);
         let stale = result_of(&record, true);
         assert_eq!(
-            stale.error.as_ref().map(|e| (e.code.as_str(), e.retryable)),
-            Some(("outcome_unknown", false))
+            stale.error.as_ref().map(|e| (e.code, e.retryable)),
+            Some((SendErrorCode::OutcomeUnknown, false))
         );
     }
 
@@ -561,15 +558,15 @@ mod tests {
         let code = |r: SendResult| r.error.unwrap().code;
         assert_eq!(
             code(refusal(&item("4155550100", "hi")).unwrap()),
-            "invalid_number"
+            SendErrorCode::InvalidNumber
         );
         assert_eq!(
             code(refusal(&item("+14155550100", " ")).unwrap()),
-            "invalid_body"
+            SendErrorCode::InvalidBody
         );
         assert_eq!(
             code(refusal(&item("+14155550100", &"a".repeat(1601))).unwrap()),
-            "invalid_body"
+            SendErrorCode::InvalidBody
         );
     }
 }

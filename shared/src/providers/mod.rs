@@ -5,7 +5,8 @@ pub mod twilio;
 
 use crate::config::Settings;
 use crate::domain::{
-    Connection, ConnectionSecrets, Provider, ProviderFields, Status, ValidationErrors,
+    Connection, ConnectionSecrets, Provider, ProviderFields, SendErrorCode, Status,
+    ValidationErrors,
 };
 use crate::webhook::{RouteKind, WebhookReply, WebhookRequest};
 use async_trait::async_trait;
@@ -13,6 +14,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 use url::Url;
 
 /// Everything an adapter needs to send one message through one connection.
@@ -39,7 +41,12 @@ pub struct OutboundMessage {
 /// The provider accepted the message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Accepted {
+    /// The provider's id of the message (of its first part when it gives one per part).
     pub provider_message_id: String,
+    /// Every part's id, in order, when the provider gives one per part (Vonage): each part's
+    /// reports then find the message, and its status is the aggregate of theirs. Empty when
+    /// the message has one id.
+    pub part_ids: Vec<String>,
     /// The provider's word for the initial state, when it gives one.
     pub provider_status: Option<String>,
     pub status: Status,
@@ -57,26 +64,34 @@ pub enum Retry {
     Never,
 }
 
-/// A classified send failure. `code` is our vocabulary: `invalid_number`, `opted_out`,
-/// `invalid_sender`, `auth_failed`, `throttled`, `provider_unavailable`, `outcome_unknown`,
-/// `rejected`, `config_error`.
+/// A classified send failure: our code, a message safe to answer (never a secret, never a
+/// provider's whole error body), the provider's own code, and whether it may be sent again.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{code}: {message}")]
 pub struct SendError {
-    pub code: &'static str,
+    pub code: SendErrorCode,
     pub message: String,
     pub provider_code: Option<String>,
     pub retry: Retry,
+    /// How long the provider asked us to wait before trying again (`Retry-After`, a throttle
+    /// answer's hint); the pipeline's back-off waits at least this long.
+    pub retry_after: Option<Duration>,
 }
 
 impl SendError {
-    pub fn new(code: &'static str, message: impl Into<String>, retry: Retry) -> Self {
+    pub fn new(code: SendErrorCode, message: impl Into<String>, retry: Retry) -> Self {
         SendError {
             code,
             message: message.into(),
             provider_code: None,
             retry,
+            retry_after: None,
         }
+    }
+
+    /// The connection lacks something validation should have guaranteed.
+    pub fn config(message: impl Into<String>) -> Self {
+        SendError::new(SendErrorCode::ConfigError, message, Retry::Never)
     }
 
     pub fn with_provider_code(mut self, code: impl Into<String>) -> Self {
@@ -84,28 +99,47 @@ impl SendError {
         self
     }
 
+    pub fn with_retry_after(mut self, wait: Option<Duration>) -> Self {
+        self.retry_after = wait;
+        self
+    }
+
     /// Classifies a transport error: only a request that provably never left may be retried.
     pub fn from_transport(err: &reqwest::Error) -> Self {
         if err.is_connect() {
             SendError::new(
-                "provider_unavailable",
+                SendErrorCode::ProviderUnavailable,
                 "could not connect to the provider",
                 Retry::NotAccepted,
             )
         } else if err.is_timeout() {
             SendError::new(
-                "outcome_unknown",
+                SendErrorCode::OutcomeUnknown,
                 "the provider did not answer in time; the message may have been accepted",
                 Retry::OutcomeUnknown,
             )
         } else {
             SendError::new(
-                "outcome_unknown",
+                SendErrorCode::OutcomeUnknown,
                 "the connection to the provider failed mid-request; the message may have been accepted",
                 Retry::OutcomeUnknown,
             )
         }
     }
+}
+
+/// A `Retry-After` header's wait, in seconds or as an HTTP date.
+pub fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
+    let value = headers
+        .get(http::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = DateTime::parse_from_rfc2822(value).ok()?.to_utc();
+    (at - Utc::now()).to_std().ok()
 }
 
 /// Why a webhook did not authenticate against one connection.
@@ -141,8 +175,21 @@ pub struct StatusReport {
     pub occurred_at: Option<DateTime<Utc>>,
     /// The provider says the recipient opted out (Twilio 21610, MessageBird 103).
     pub opt_out: bool,
+    /// The recipient, when the report names it: an opt-out on a report for a message we cannot
+    /// find still opts the number out.
+    pub recipient: Option<String>,
     /// Identifies this report across provider retries.
     pub dedupe_key: String,
+}
+
+/// Which of our messages a reply answers, when the provider says so itself (MessageMedia names
+/// the message a reply answers); preferred over "the latest message sent to that number".
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReplyTo {
+    /// Our messageId, echoed from the send's metadata.
+    MessageId(String),
+    /// The provider's id of the message answered.
+    ProviderMessageId(String),
 }
 
 /// One part of a multipart inbound message that the provider did not join.
@@ -162,6 +209,8 @@ pub struct InboundReport {
     pub text: String,
     pub occurred_at: Option<DateTime<Utc>>,
     pub part: Option<MessagePart>,
+    /// The provider's own word on which message this answers.
+    pub reply_to: Option<ReplyTo>,
     /// The provider itself flags the message as an opt-out (MessageMedia `OPT_OUT_SMS`).
     pub opt_out: bool,
     pub dedupe_key: String,
@@ -232,12 +281,17 @@ pub trait ProviderAdapter: Send + Sync {
     /// Refuses bodies this provider never sends, before any authentication work.
     fn check_media_type(&self, request: &WebhookRequest) -> Result<(), UnsupportedMediaType>;
 
-    /// Reads an authenticated request into items. A payload of the other kind than the route is
-    /// returned for what it is.
-    fn parse(&self, request: &WebhookRequest, route: RouteKind) -> Result<ParsedItems, ParseError>;
+    /// Reads an authenticated request of `connection` into items. A payload of the other kind
+    /// than the route is returned for what it is.
+    fn parse(
+        &self,
+        request: &WebhookRequest,
+        route: RouteKind,
+        connection: &Connection,
+    ) -> Result<ParsedItems, ParseError>;
 
     /// The answer the provider expects once the request's items are durably stored.
-    fn acknowledge(&self, route: RouteKind) -> WebhookReply;
+    fn acknowledge(&self, route: RouteKind, connection: &Connection) -> WebhookReply;
 
     /// What the admin must set up at the provider, given the org's two webhook URLs (printed by
     /// `connection add`).

@@ -7,8 +7,8 @@ use super::{
     WebhookItem,
 };
 use crate::domain::{
-    Connection, ConnectionSecrets, FieldReader, Provider, ProviderFields, Status, ValidationErrors,
-    phone,
+    Connection, ConnectionSecrets, FieldReader, Provider, ProviderFields, SendErrorCode, Status,
+    ValidationErrors, phone,
 };
 use crate::webhook::{RouteKind, WebhookReply, WebhookRequest, encode_query_value};
 use async_trait::async_trait;
@@ -195,7 +195,7 @@ fn our_message_id(request: &WebhookRequest) -> Option<String> {
         .into_iter()
         .find(|(k, _)| k == MESSAGE_ID_PARAM)
         .map(|(_, v)| v)
-        .filter(|v| crate::pipeline::send::is_valid_message_id(v))
+        .filter(|v| crate::domain::is_valid_message_id(v))
 }
 
 fn parse_status(
@@ -216,6 +216,7 @@ fn parse_status(
         provider_status: word.to_string(),
         status: normalize_status(word),
         opt_out: error_code.as_deref() == Some(OPTED_OUT),
+        recipient: param(params, "To").map(phone::normalize),
         error_code,
         occurred_at: None, // Twilio status callbacks carry no timestamp
         dedupe_key: format!("status:{sid}:{word}"),
@@ -255,6 +256,7 @@ fn parse_inbound(params: &[(String, String)]) -> Result<WebhookItem, ParseError>
         text,
         occurred_at: None,
         part: None, // Twilio joins long messages before calling
+        reply_to: None,
         opt_out: false,
         dedupe_key: format!("inbound:{sid}"),
     }))
@@ -286,15 +288,16 @@ fn classify(http_status: u16, body: &str) -> SendError {
         .or(api.detail)
         .or(api.title)
         .unwrap_or_else(|| format!("Twilio answered HTTP {http_status}"));
+    use SendErrorCode as C;
     let (ours, retry) = match (http_status, code.as_deref()) {
-        (429, _) | (_, Some("20429")) => ("throttled", Retry::NotAccepted),
-        (_, Some(OPTED_OUT)) => ("opted_out", Retry::Never),
-        (_, Some("21211" | "21614")) => ("invalid_number", Retry::Never),
-        (_, Some("21212" | "21606" | "21703")) => ("invalid_sender", Retry::Never),
-        (401, _) | (_, Some("20003")) => ("auth_failed", Retry::Never),
-        (503, _) => ("provider_unavailable", Retry::NotAccepted),
-        (500..=599, _) => ("outcome_unknown", Retry::OutcomeUnknown),
-        _ => ("rejected", Retry::Never),
+        (429, _) | (_, Some("20429")) => (C::Throttled, Retry::NotAccepted),
+        (_, Some(OPTED_OUT)) => (C::OptedOut, Retry::Never),
+        (_, Some("21211" | "21614")) => (C::InvalidNumber, Retry::Never),
+        (_, Some("21212" | "21606" | "21703")) => (C::InvalidSender, Retry::Never),
+        (401, _) | (_, Some("20003")) => (C::AuthFailed, Retry::Never),
+        (503, _) => (C::ProviderUnavailable, Retry::NotAccepted),
+        (500..=599, _) => (C::OutcomeUnknown, Retry::OutcomeUnknown),
+        _ => (C::Rejected, Retry::Never),
     };
     let err = SendError::new(ours, text, retry);
     match code {
@@ -337,8 +340,7 @@ impl ProviderAdapter for Twilio {
         ctx: &SendContext<'_>,
         message: &OutboundMessage,
     ) -> Result<Accepted, SendError> {
-        let config_error =
-            |what: &str| SendError::new("config_error", what.to_string(), Retry::Never);
+        let config_error = |what: &str| SendError::config(what);
         let account_sid = ctx
             .connection
             .setting("accountSid")
@@ -392,7 +394,7 @@ impl ProviderAdapter for Twilio {
         }
         let created: MessageCreated = serde_json::from_str(&body).map_err(|_| {
             SendError::new(
-                "outcome_unknown",
+                SendErrorCode::OutcomeUnknown,
                 "Twilio accepted the request but its answer could not be read",
                 Retry::OutcomeUnknown,
             )
@@ -405,6 +407,7 @@ impl ProviderAdapter for Twilio {
             .unwrap_or(Status::Accepted);
         Ok(Accepted {
             provider_message_id: created.sid,
+            part_ids: Vec::new(),
             provider_status: created.status,
             status,
         })
@@ -477,6 +480,7 @@ impl ProviderAdapter for Twilio {
         &self,
         request: &WebhookRequest,
         _route: RouteKind,
+        _connection: &Connection,
     ) -> Result<ParsedItems, ParseError> {
         let params = webhook_params(request)?;
         if params.is_empty() {
@@ -496,7 +500,7 @@ impl ProviderAdapter for Twilio {
         Ok(vec![Ok(item)])
     }
 
-    fn acknowledge(&self, _route: RouteKind) -> WebhookReply {
+    fn acknowledge(&self, _route: RouteKind, _connection: &Connection) -> WebhookReply {
         WebhookReply::new(200, "text/xml", TWIML_EMPTY)
     }
 

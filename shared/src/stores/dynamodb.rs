@@ -13,10 +13,8 @@
 //!
 //! Conditional writes do the claiming: send idempotency, webhook dedupe, monotonic status.
 
-use super::{Claim, ConnectionStore, InboundPart, MessageStore, StoreError};
-use crate::domain::{
-    Connection, Event, MessageRecord, Provider, SendCompletion, SendState, Status,
-};
+use super::{Claim, ConnectionStore, InboundPart, JoinedReply, MessageStore, StoreError};
+use crate::domain::{Connection, Event, MessageRecord, SendCompletion, SendState, Status};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
@@ -446,7 +444,7 @@ impl MessageStore for DynamoStore {
             .ok_or_else(|| StoreError::Corrupt(format!("no claimed message {message_id}")))?;
         if let (SendState::Accepted, Some(pmid)) = (record.send_state, &record.provider_message_id)
         {
-            let mut index = key(org_id, format!("PMID#{}#{pmid}", record.provider));
+            let mut index = key(org_id, format!("PMID#{}#{pmid}", record.connection_id));
             index.insert("messageId".into(), s(&record.message_id));
             self.put(index).await?;
             let mut last = key(
@@ -458,6 +456,29 @@ impl MessageStore for DynamoStore {
             self.put(last).await?;
         }
         Ok(record)
+    }
+
+    async fn release_claim(&self, org_id: &str, message_id: &str) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.messages_table)
+            .set_key(Some(key(org_id, format!("MSG#{message_id}"))))
+            .condition_expression("sendState = :sending")
+            .expression_attribute_values(":sending", s("sending"))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(err) => Err(unavailable(err)),
+        }
     }
 
     async fn get_message(
@@ -474,7 +495,7 @@ impl MessageStore for DynamoStore {
     async fn find_by_provider_message_id(
         &self,
         org_id: &str,
-        provider: Provider,
+        connection_id: &str,
         provider_message_id: &str,
     ) -> Result<Option<MessageRecord>, StoreError> {
         let out = self
@@ -483,7 +504,7 @@ impl MessageStore for DynamoStore {
             .table_name(&self.messages_table)
             .set_key(Some(key(
                 org_id,
-                format!("PMID#{provider}#{provider_message_id}"),
+                format!("PMID#{connection_id}#{provider_message_id}"),
             )))
             .consistent_read(true)
             .send()
@@ -499,13 +520,19 @@ impl MessageStore for DynamoStore {
         &self,
         org_id: &str,
         message_id: &str,
+        provider_message_id: &str,
         status: Status,
         at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let updated = self
-            .update_message(org_id, message_id, |record| record.advance(status, at))
-            .await?;
-        Ok(updated.is_some_and(|(_, changed)| changed))
+        let moved = std::sync::atomic::AtomicBool::new(false);
+        self.update_message(org_id, message_id, |record| {
+            let before = record.clone();
+            let changed = record.apply_report(provider_message_id, status, at);
+            moved.store(changed, std::sync::atomic::Ordering::Relaxed);
+            *record != before
+        })
+        .await?;
+        Ok(moved.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     async fn record_event(&self, event: &Event, dedupe_key: &str) -> Result<bool, StoreError> {
@@ -627,7 +654,10 @@ impl MessageStore for DynamoStore {
             .unwrap_or(false))
     }
 
-    async fn add_inbound_part(&self, part: &InboundPart) -> Result<Option<String>, StoreError> {
+    async fn add_inbound_part(
+        &self,
+        part: &InboundPart,
+    ) -> Result<Option<JoinedReply>, StoreError> {
         let group = format!("{}#{}#{}", part.connection_id, part.from, part.reference);
         let mut item = key(&part.org_id, format!("PART#{group}#{:05}", part.index));
         item.insert("text".into(), s(&part.text));
@@ -665,6 +695,21 @@ impl MessageStore for DynamoStore {
             .iter()
             .filter_map(|p| string_attr(p, "text"))
             .collect::<String>();
+        Ok(Some(JoinedReply {
+            text,
+            part_ids: Vec::new(),
+        }))
+    }
+
+    async fn forget_inbound_parts(
+        &self,
+        part: &InboundPart,
+        _joined: &JoinedReply,
+    ) -> Result<(), StoreError> {
+        let group = format!("{}#{}#{}", part.connection_id, part.from, part.reference);
+        let parts = self
+            .query_prefix(&part.org_id, &format!("PART#{group}#"), false, None)
+            .await?;
         for p in parts {
             let mut k = Item::new();
             k.extend(
@@ -679,6 +724,6 @@ impl MessageStore for DynamoStore {
                 .await
                 .map_err(unavailable)?;
         }
-        Ok(Some(text))
+        Ok(())
     }
 }

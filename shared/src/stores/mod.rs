@@ -6,9 +6,7 @@ pub mod dynamodb;
 pub mod secrets_manager;
 pub mod sqlite;
 
-use crate::domain::{
-    Connection, ConnectionSecrets, Event, MessageRecord, Provider, SendCompletion, Status,
-};
+use crate::domain::{Connection, ConnectionSecrets, Event, MessageRecord, SendCompletion, Status};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
@@ -87,8 +85,10 @@ pub trait MessageStore: Send + Sync {
     /// callers gets [`Claim::Claimed`].
     async fn claim_message(&self, record: &MessageRecord) -> Result<Claim, StoreError>;
 
-    /// Writes a finished send onto a claimed record (status only moves forward) and indexes the
-    /// provider's message id. Returns the record as stored.
+    /// Writes a finished send onto a claimed record (status only moves forward) and indexes
+    /// every provider id it names (the message's and each part's), in one atomic write: a
+    /// failure leaves the claim as it was, never a record without its index. Returns the record
+    /// as stored.
     async fn complete_send(
         &self,
         org_id: &str,
@@ -96,25 +96,33 @@ pub trait MessageStore: Send + Sync {
         done: &SendCompletion,
     ) -> Result<MessageRecord, StoreError>;
 
+    /// Gives a claim back when nothing was sent (a store failure between the claim and the
+    /// provider call): removes the record only while it is still `sending` with no attempt.
+    async fn release_claim(&self, org_id: &str, message_id: &str) -> Result<(), StoreError>;
+
     async fn get_message(
         &self,
         org_id: &str,
         message_id: &str,
     ) -> Result<Option<MessageRecord>, StoreError>;
 
+    /// The message that `provider_message_id` (its own id or one part's) names on this
+    /// connection.
     async fn find_by_provider_message_id(
         &self,
         org_id: &str,
-        provider: Provider,
+        connection_id: &str,
         provider_message_id: &str,
     ) -> Result<Option<MessageRecord>, StoreError>;
 
-    /// Moves a message's status forward under the monotonic rule; returns whether it changed.
-    /// Unknown message ids change nothing.
+    /// Applies a status report for `provider_message_id` (the message's id or one part's) under
+    /// the monotonic rule ([`MessageRecord::apply_report`]); returns whether the message's
+    /// status changed. Unknown message ids change nothing.
     async fn advance_status(
         &self,
         org_id: &str,
         message_id: &str,
+        provider_message_id: &str,
         status: Status,
         at: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
@@ -134,6 +142,9 @@ pub trait MessageStore: Send + Sync {
         number: &str,
     ) -> Result<Option<String>, StoreError>;
 
+    /// Records an opt-out (or opt-in) of `number` that happened at `at` (when the provider says
+    /// the reply was sent, else when we received it). A change older than the one recorded is
+    /// ignored: a retried old START never re-opens a number a newer STOP closed.
     async fn set_opt_out(
         &self,
         org_id: &str,
@@ -144,12 +155,22 @@ pub trait MessageStore: Send + Sync {
 
     async fn is_opted_out(&self, org_id: &str, number: &str) -> Result<bool, StoreError>;
 
-    /// Keeps one part of a multipart inbound message; once every part of `reference` is in,
-    /// returns the joined text (once).
-    async fn add_inbound_part(&self, part: &InboundPart) -> Result<Option<String>, StoreError>;
+    /// Keeps one part of a multipart inbound message; once every part of its group is in,
+    /// returns them joined. The parts stay stored until [`MessageStore::forget_inbound_parts`]
+    /// (called once the joined reply's event is stored), so a failure in between loses nothing:
+    /// the provider's retry joins again.
+    async fn add_inbound_part(&self, part: &InboundPart)
+    -> Result<Option<JoinedReply>, StoreError>;
+
+    /// Removes the joined parts (by their provider ids) of `part`'s group.
+    async fn forget_inbound_parts(
+        &self,
+        part: &InboundPart,
+        joined: &JoinedReply,
+    ) -> Result<(), StoreError>;
 }
 
-/// One part of a multipart reply, keyed by connection, sender and the provider's reference.
+/// One part of a multipart reply, grouped by connection, sender and the provider's reference.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InboundPart {
     pub org_id: String,
@@ -158,8 +179,31 @@ pub struct InboundPart {
     pub reference: String,
     pub total: u16,
     pub index: u16,
+    /// The provider's id of this part: what tells two messages that reuse a reference apart.
+    pub provider_message_id: String,
     pub text: String,
     pub received_at: DateTime<Utc>,
+}
+
+/// Every part of a multipart reply, joined in index order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JoinedReply {
+    pub text: String,
+    /// The joined parts' provider ids, in index order.
+    pub part_ids: Vec<String>,
+}
+
+impl JoinedReply {
+    /// Identifies the joined reply by its parts: the same parts joined twice (racing deliveries
+    /// of the last part) give the same key, a later message reusing the reference another.
+    pub fn dedupe_key(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut ids = self.part_ids.clone();
+        ids.sort();
+        let digest = Sha256::digest(ids.join("\n").as_bytes());
+        let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+        format!("inbound-joined:{hex}")
+    }
 }
 
 /// Every store a pipeline needs, behind its port.

@@ -3,10 +3,10 @@
 //! transactions give the guarantees DynamoDB's conditional writes give in AWS. The file holds the
 //! local secrets too, so it is created with mode 0600 in a directory of mode 0700.
 
-use super::{Claim, ConnectionStore, InboundPart, MessageStore, SecretStore, StoreError};
-use crate::domain::{
-    Connection, ConnectionSecrets, Event, MessageRecord, Provider, SendCompletion, Status,
+use super::{
+    Claim, ConnectionStore, InboundPart, JoinedReply, MessageStore, SecretStore, StoreError,
 };
+use crate::domain::{Connection, ConnectionSecrets, Event, MessageRecord, SendCompletion, Status};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
@@ -364,6 +364,19 @@ impl MessageStore for SqliteStore {
         .await
     }
 
+    async fn release_claim(&self, org_id: &str, message_id: &str) -> Result<(), StoreError> {
+        let (org, id) = (org_id.to_string(), message_id.to_string());
+        let sending = to_json(&crate::domain::SendState::Sending)?;
+        self.run(move |db| {
+            db.execute(
+                "DELETE FROM messages WHERE org_id = ?1 AND message_id = ?2 AND send_state = ?3",
+                params![org, id, sending],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn get_message(
         &self,
         org_id: &str,
@@ -376,16 +389,20 @@ impl MessageStore for SqliteStore {
     async fn find_by_provider_message_id(
         &self,
         org_id: &str,
-        provider: Provider,
+        connection_id: &str,
         provider_message_id: &str,
     ) -> Result<Option<MessageRecord>, StoreError> {
-        let (org, pmid) = (org_id.to_string(), provider_message_id.to_string());
+        let (org, conn, pmid) = (
+            org_id.to_string(),
+            connection_id.to_string(),
+            provider_message_id.to_string(),
+        );
         self.run(move |db| {
             let doc: Option<String> = db
                 .query_row(
                     "SELECT doc FROM messages
-                     WHERE org_id = ?1 AND provider = ?2 AND provider_message_id = ?3",
-                    params![org, provider.as_str(), pmid],
+                     WHERE org_id = ?1 AND connection_id = ?2 AND provider_message_id = ?3",
+                    params![org, conn, pmid],
                     |row| row.get(0),
                 )
                 .optional()?;
@@ -398,17 +415,23 @@ impl MessageStore for SqliteStore {
         &self,
         org_id: &str,
         message_id: &str,
+        provider_message_id: &str,
         status: Status,
         at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let (org, id) = (org_id.to_string(), message_id.to_string());
+        let (org, id, pmid) = (
+            org_id.to_string(),
+            message_id.to_string(),
+            provider_message_id.to_string(),
+        );
         self.run(move |db| {
             let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let Some(mut record) = load_message(&tx, &org, &id)? else {
                 return Ok(false);
             };
-            let moved = record.advance(status, at);
-            if moved {
+            let before = record.clone();
+            let moved = record.apply_report(&pmid, status, at);
+            if record != before {
                 save_message(&tx, &record)?;
             }
             tx.commit()?;
@@ -510,7 +533,10 @@ impl MessageStore for SqliteStore {
         .await
     }
 
-    async fn add_inbound_part(&self, part: &InboundPart) -> Result<Option<String>, StoreError> {
+    async fn add_inbound_part(
+        &self,
+        part: &InboundPart,
+    ) -> Result<Option<JoinedReply>, StoreError> {
         let part = part.clone();
         self.run(move |db| {
             let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -539,18 +565,29 @@ impl MessageStore for SqliteStore {
                 stmt.query_map(key, |row| row.get::<_, String>(0))?
                     .collect::<Result<Vec<_>, _>>()?
             };
-            let joined = if texts.len() >= usize::from(part.total) {
-                tx.execute(
-                    "DELETE FROM inbound_parts
-                     WHERE org_id = ?1 AND connection_id = ?2 AND sender = ?3 AND reference = ?4",
-                    key,
-                )?;
-                Some(texts.concat())
-            } else {
-                None
-            };
+            let joined = (texts.len() >= usize::from(part.total)).then(|| JoinedReply {
+                text: texts.concat(),
+                part_ids: Vec::new(),
+            });
             tx.commit()?;
             Ok(joined)
+        })
+        .await
+    }
+
+    async fn forget_inbound_parts(
+        &self,
+        part: &InboundPart,
+        _joined: &JoinedReply,
+    ) -> Result<(), StoreError> {
+        let part = part.clone();
+        self.run(move |db| {
+            db.execute(
+                "DELETE FROM inbound_parts
+                 WHERE org_id = ?1 AND connection_id = ?2 AND sender = ?3 AND reference = ?4",
+                params![part.org_id, part.connection_id, part.from, part.reference],
+            )?;
+            Ok(())
         })
         .await
     }

@@ -44,7 +44,7 @@ async fn two_concurrent_sends_of_one_message_id_make_one_provider_request() {
             "{backend:?}: exactly one send owns the message: {a:?} {b:?}"
         );
         let loser = if a.duplicate { &a } else { &b };
-        assert_eq!(loser.error.as_ref().unwrap().code, "in_progress");
+        assert_eq!(loser.error.as_ref().unwrap().code.as_str(), "in_progress");
         assert!(loser.error.as_ref().unwrap().retryable);
         // Asking again after the first finished gives its result, still without a second request.
         let again = send(&deps, &request("race-1"))

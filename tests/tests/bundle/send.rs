@@ -155,13 +155,17 @@ async fn provider_errors_are_classified_and_opt_outs_remembered() {
             .await
             .unwrap()
             .results[0];
-        assert_eq!(r.error.as_ref().unwrap().code, "opted_out");
+        assert_eq!(r.error.as_ref().unwrap().code.as_str(), "opted_out");
         // The number is now known to have opted out: the next send never reaches Twilio.
         let r = &send(&deps, &request("after-stop", TO, "hi"))
             .await
             .unwrap()
             .results[0];
-        assert_eq!(r.error.as_ref().unwrap().code, "opted_out", "{backend:?}");
+        assert_eq!(
+            r.error.as_ref().unwrap().code.as_str(),
+            "opted_out",
+            "{backend:?}"
+        );
         assert_eq!(r.attempts, Some(0));
     }
 }
@@ -224,7 +228,10 @@ async fn an_unknown_outcome_is_never_resent() {
             .unwrap()
             .results[0];
         assert!(again.duplicate);
-        assert_eq!(again.error.as_ref().unwrap().code, "outcome_unknown");
+        assert_eq!(
+            again.error.as_ref().unwrap().code.as_str(),
+            "outcome_unknown"
+        );
         let record = deps
             .stores
             .messages
@@ -281,7 +288,7 @@ async fn bad_messages_never_reach_the_provider() {
         .unwrap()
         .results
         .into_iter()
-        .map(|r| r.error.unwrap().code)
+        .map(|r| r.error.unwrap().code.as_str())
         .collect();
     assert_eq!(
         codes,
@@ -312,7 +319,10 @@ async fn connection_lookup_and_access_grant() {
         let mut implicit = request("m", "+1415", "hi");
         implicit.connection_id = None;
         let r = send(&deps, &implicit).await.unwrap();
-        assert_eq!(r.results[0].error.as_ref().unwrap().code, "invalid_number");
+        assert_eq!(
+            r.results[0].error.as_ref().unwrap().code.as_str(),
+            "invalid_number"
+        );
         // ...and with two, the caller must choose.
         add_twilio(&deps, ORG, "conn_2", FROM).await;
         let ambiguous = send(&deps, &implicit).await.unwrap_err();

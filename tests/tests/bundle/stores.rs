@@ -40,6 +40,7 @@ fn record(message_id: &str, to: &str) -> MessageRecord {
         send_state: SendState::Sending,
         status: None,
         provider_message_id: None,
+        parts: Vec::new(),
         error: None,
         attempts: 0,
         created_at: Utc::now(),
@@ -52,6 +53,7 @@ fn accepted(pmid: &str) -> SendCompletion {
         send_state: SendState::Accepted,
         status: Some(Status::Accepted),
         provider_message_id: Some(pmid.into()),
+        part_ids: Vec::new(),
         error: None,
         attempts: 1,
         at: Utc::now(),
@@ -178,7 +180,7 @@ async fn claims_completion_and_monotonic_status() {
 
         // A report that beats our own write of the send result is not undone by it.
         assert!(
-            m.advance_status(ORG, "m1", Status::Delivered, Utc::now())
+            m.advance_status(ORG, "m1", "SM1", Status::Delivered, Utc::now())
                 .await
                 .unwrap()
         );
@@ -188,28 +190,28 @@ async fn claims_completion_and_monotonic_status() {
             (SendState::Accepted, Some(Status::Delivered))
         );
         assert!(
-            !m.advance_status(ORG, "m1", Status::Sent, Utc::now())
+            !m.advance_status(ORG, "m1", "SM1", Status::Sent, Utc::now())
                 .await
                 .unwrap()
         );
         assert!(
-            !m.advance_status(ORG, "m1", Status::Failed, Utc::now())
+            !m.advance_status(ORG, "m1", "SM1", Status::Failed, Utc::now())
                 .await
                 .unwrap()
         );
         assert!(
-            m.advance_status(ORG, "m1", Status::Read, Utc::now())
+            m.advance_status(ORG, "m1", "SM1", Status::Read, Utc::now())
                 .await
                 .unwrap()
         );
         assert!(
-            !m.advance_status(ORG, "nope", Status::Sent, Utc::now())
+            !m.advance_status(ORG, "nope", "SM1", Status::Sent, Utc::now())
                 .await
                 .unwrap()
         );
 
         let found = m
-            .find_by_provider_message_id(ORG, Provider::Twilio, "SM1")
+            .find_by_provider_message_id(ORG, "conn_1", "SM1")
             .await
             .unwrap()
             .unwrap();
@@ -219,7 +221,7 @@ async fn claims_completion_and_monotonic_status() {
             "{backend:?}"
         );
         assert!(
-            m.find_by_provider_message_id(ORG, Provider::Vonage, "SM1")
+            m.find_by_provider_message_id(ORG, "conn_other", "SM1")
                 .await
                 .unwrap()
                 .is_none()
@@ -256,9 +258,11 @@ async fn concurrent_status_updates_keep_the_highest() {
             .into_iter()
             .map(|s| {
                 let m = m.clone();
-                tokio::spawn(
-                    async move { m.advance_status(ORG, "m1", s, Utc::now()).await.unwrap() },
-                )
+                tokio::spawn(async move {
+                    m.advance_status(ORG, "m1", "SM1", s, Utc::now())
+                        .await
+                        .unwrap()
+                })
             })
             .collect();
         for t in tasks {
@@ -337,6 +341,7 @@ async fn opt_outs_and_multipart_replies() {
             reference: "ref-7".into(),
             total: 3,
             index,
+            provider_message_id: format!("in-{index}"),
             text: text.into(),
             received_at: Utc::now(),
         };
@@ -351,6 +356,7 @@ async fn opt_outs_and_multipart_replies() {
             m.add_inbound_part(&part(2, "two "))
                 .await
                 .unwrap()
+                .map(|joined| joined.text)
                 .as_deref(),
             Some("one two three"),
             "{backend:?}"

@@ -260,6 +260,9 @@ pub fn twilio_request(route_path: &str, query: &str, params: &[(&str, &str)]) ->
     );
     WebhookRequest {
         method: Method::POST,
+        raw_path: url::Url::parse(&url)
+            .map(|u| u.path().to_string())
+            .unwrap_or_default(),
         public_url: url,
         raw_query: query.to_string(),
         headers,
