@@ -1,6 +1,7 @@
 //! Provider adapters: one module per provider that knows everything about that provider and
 //! nothing else. Adding a provider means adding a module and one line in [`Registry::new`].
 
+pub mod http;
 pub mod twilio;
 
 use crate::config::Settings;
@@ -245,7 +246,7 @@ pub enum SampleEvent {
 /// A ready-to-send HTTP request, correctly signed, as the provider would make it.
 #[derive(Clone, Debug)]
 pub struct SignedRequest {
-    pub method: http::Method,
+    pub method: ::http::Method,
     pub url: Url,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
