@@ -3,31 +3,23 @@
 
 use crate::config::{ConfigError, Settings};
 use crate::providers::Registry;
+use crate::providers::http::ProviderHttp;
 use crate::stores::cached_secrets::CachedSecrets;
 use crate::stores::{
     Stores, dynamodb::DynamoStore, secrets_manager::SecretsManagerStore, sqlite::SqliteStore,
 };
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// What the pipelines run on.
 #[derive(Clone)]
 pub struct Deps {
     pub stores: Stores,
     pub registry: Registry,
-    pub http: reqwest::Client,
+    /// Every provider call goes through it (no redirects; admin-typed hosts only to public
+    /// addresses).
+    pub http: ProviderHttp,
     pub settings: Settings,
-}
-
-/// The HTTP client every provider call goes through.
-pub fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(5))
-        .timeout(Duration::from_secs(20))
-        .user_agent(concat!("byosms/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .expect("the TLS backend is compiled in")
 }
 
 impl Deps {
@@ -35,7 +27,7 @@ impl Deps {
         Deps {
             stores,
             registry: Registry::new(&settings),
-            http: http_client(),
+            http: ProviderHttp::new(),
             settings,
         }
     }

@@ -70,6 +70,7 @@ async fn post(
     let mut request = ctx
         .deps
         .http
+        .client()
         .request(signed.method.clone(), signed.url.clone())
         .body(signed.body);
     for (name, value) in &signed.headers {

@@ -20,7 +20,7 @@ use url::Url;
 
 /// Everything an adapter needs to send one message through one connection.
 pub struct SendContext<'a> {
-    pub http: &'a reqwest::Client,
+    pub http: &'a http::ProviderHttp,
     pub connection: &'a Connection,
     pub secrets: &'a ConnectionSecrets,
     /// Our status route for this connection's org, when a public base URL is known. Adapters that
@@ -130,9 +130,9 @@ impl SendError {
 }
 
 /// A `Retry-After` header's wait, in seconds or as an HTTP date.
-pub fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
+pub fn retry_after(headers: &::http::HeaderMap) -> Option<Duration> {
     let value = headers
-        .get(http::header::RETRY_AFTER)?
+        .get(::http::header::RETRY_AFTER)?
         .to_str()
         .ok()?
         .trim();

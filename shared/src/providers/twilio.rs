@@ -377,6 +377,7 @@ impl ProviderAdapter for Twilio {
 
         let response = ctx
             .http
+            .client()
             .post(&endpoint)
             .basic_auth(account_sid, Some(auth_token))
             .header(http::header::ACCEPT, "application/json")
