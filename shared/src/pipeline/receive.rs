@@ -4,8 +4,10 @@
 
 use crate::deps::Deps;
 use crate::domain::phone::{self, KeywordIntent};
-use crate::domain::{Connection, Event, InboundEvent, Provider, StatusEvent};
-use crate::providers::{AuthError, InboundReport, ProviderAdapter, StatusReport, WebhookItem};
+use crate::domain::{Connection, Event, InboundEvent, MessageRecord, Provider, StatusEvent};
+use crate::providers::{
+    AuthError, InboundReport, ProviderAdapter, ReplyTo, StatusReport, WebhookItem,
+};
 use crate::stores::{InboundPart, StoreError};
 use crate::webhook::{Route, WebhookReply, WebhookRequest};
 
@@ -34,6 +36,9 @@ pub enum ReceiveError {
     Unparseable(String),
     #[error("storage unavailable, try again")]
     Storage(#[source] StoreError),
+    /// A candidate connection's secret could not be read: the request may be genuine.
+    #[error("the connection's credentials are unavailable, try again")]
+    SecretUnavailable,
 }
 
 impl From<StoreError> for ReceiveError {
@@ -53,7 +58,7 @@ impl ReceiveError {
             ReceiveError::Unauthenticated(_) => 401,
             ReceiveError::Forbidden(_) => 403,
             ReceiveError::Unparseable(_) => 400,
-            ReceiveError::Storage(_) => 503,
+            ReceiveError::Storage(_) | ReceiveError::SecretUnavailable => 503,
         }
     }
 
@@ -91,6 +96,9 @@ pub async fn receive(deps: &Deps, route: &Route, request: &WebhookRequest) -> We
                 ReceiveError::Storage(source) => {
                     tracing::error!(error = %source, "webhook not stored")
                 }
+                ReceiveError::SecretUnavailable => {
+                    tracing::error!("webhook not verified: a connection secret is unavailable")
+                }
                 other => {
                     tracing::warn!(status = other.http_status(), error = %other, "webhook refused")
                 }
@@ -100,55 +108,101 @@ pub async fn receive(deps: &Deps, route: &Route, request: &WebhookRequest) -> We
     }
 }
 
-/// Finds the connection whose secret verifies the request.
+/// Finds the connection whose secret verifies the request: first every candidate against its
+/// cached secret (a junk request costs no secret-store call), then, only if none verified, the
+/// candidates whose secret refused it against a fresh read (a rotated secret; the cache rations
+/// those reads per connection). A secret that cannot be read is our fault, not the provider's:
+/// when no other candidate verifies, the answer is a 5xx so that the provider tries again.
 async fn authenticate<'a>(
     deps: &'a Deps,
     candidates: &'a [Connection],
     request: &WebhookRequest,
 ) -> Result<(&'a Connection, &'a dyn ProviderAdapter), ReceiveError> {
     let secrets_store = &deps.stores.secrets;
-    let mut media_refusal = None;
-    let mut invalid = None;
-    let mut missing = None;
+    let mut verdicts = Verdicts::default();
+    let mut refused = Vec::new();
     for connection in candidates {
         let Some(adapter) = deps.registry.get(connection.provider) else {
             continue;
         };
-        if let Err(refused) = adapter.check_media_type(request) {
-            media_refusal = Some(refused.0);
+        if let Err(refusal) = adapter.check_media_type(request) {
+            verdicts.media = Some(refusal.0);
             continue;
         }
-        let Some(secrets) = secrets_store
+        let secrets = match secrets_store
             .get_secrets(&connection.org_id, &connection.connection_id)
-            .await?
-        else {
-            tracing::warn!(connection_id = %connection.connection_id, "connection has no stored secret");
-            continue;
-        };
-        let mut verdict = adapter.authenticate(request, connection, &secrets);
-        if let Err(AuthError::Invalid(_)) = verdict {
-            // The secret may have been rotated since it was cached: one look at the store.
-            let fresh = secrets_store
-                .get_fresh_secrets(&connection.org_id, &connection.connection_id)
-                .await?;
-            if let Some(fresh) = fresh.filter(|f| f.to_json() != secrets.to_json()) {
-                verdict = adapter.authenticate(request, connection, &fresh);
+            .await
+        {
+            Ok(Some(secrets)) => secrets,
+            Ok(None) => {
+                verdicts.unreadable_secret(connection, "the connection has no stored secret");
+                continue;
             }
-        }
-        match verdict {
+            Err(err) => {
+                verdicts.unreadable_secret(connection, &err.to_string());
+                continue;
+            }
+        };
+        match adapter.authenticate(request, connection, &secrets) {
             Ok(()) => return Ok((connection, adapter)),
-            Err(AuthError::Invalid(what)) => invalid = Some(format!("invalid {what}")),
-            Err(AuthError::Missing(what)) => missing = Some(format!("missing {what}")),
+            Err(AuthError::Invalid(what)) => {
+                verdicts.invalid = Some(format!("invalid {what}"));
+                refused.push((connection, adapter, secrets));
+            }
+            Err(AuthError::Missing(what)) => verdicts.missing = Some(format!("missing {what}")),
         }
     }
-    Err(match (invalid, missing, media_refusal) {
-        (Some(why), _, _) => ReceiveError::Forbidden(why),
-        (None, Some(why), _) => ReceiveError::Unauthenticated(why),
-        (None, None, Some(media)) => ReceiveError::UnsupportedMediaType(media),
-        (None, None, None) => {
-            ReceiveError::Unauthenticated("no connection could verify the request".into())
+    for (connection, adapter, cached) in refused {
+        let fresh = secrets_store
+            .get_fresh_secrets(&connection.org_id, &connection.connection_id)
+            .await;
+        match fresh {
+            Ok(Some(fresh))
+                if fresh.to_json() != cached.to_json()
+                    && adapter.authenticate(request, connection, &fresh).is_ok() =>
+            {
+                return Ok((connection, adapter));
+            }
+            Ok(_) => {}
+            Err(err) => verdicts.unreadable_secret(connection, &err.to_string()),
         }
-    })
+    }
+    Err(verdicts.into_error())
+}
+
+/// What the candidates said of a request that none of them verified.
+#[derive(Default)]
+struct Verdicts {
+    invalid: Option<String>,
+    missing: Option<String>,
+    media: Option<String>,
+    secret_unreadable: bool,
+}
+
+impl Verdicts {
+    fn unreadable_secret(&mut self, connection: &Connection, why: &str) {
+        tracing::error!(connection_id = %connection.connection_id, error = why, "connection secret could not be read");
+        self.secret_unreadable = true;
+    }
+
+    fn into_error(self) -> ReceiveError {
+        match self {
+            Verdicts {
+                secret_unreadable: true,
+                ..
+            } => ReceiveError::SecretUnavailable,
+            Verdicts {
+                invalid: Some(why), ..
+            } => ReceiveError::Forbidden(why),
+            Verdicts {
+                missing: Some(why), ..
+            } => ReceiveError::Unauthenticated(why),
+            Verdicts {
+                media: Some(media), ..
+            } => ReceiveError::UnsupportedMediaType(media),
+            _ => ReceiveError::Unauthenticated("no connection could verify the request".into()),
+        }
+    }
 }
 
 async fn handle(
@@ -209,6 +263,32 @@ async fn handle(
     Ok((adapter.acknowledge(route.kind, connection), recorded))
 }
 
+/// The message a report is about, on the connection that owns the report. Our id (echoed in a
+/// callback URL or the send's reference field) finds the message even when the report beat our
+/// own write of the provider's id; but an echoed id is only trusted when the message carries no
+/// provider id yet or carries this one: anyone who knows our id scheme could echo it.
+async fn find_reported_message(
+    deps: &Deps,
+    connection: &Connection,
+    report: &StatusReport,
+) -> Result<Option<MessageRecord>, StoreError> {
+    let messages = &deps.stores.messages;
+    if let Some(id) = &report.message_id
+        && let Some(message) = messages.get_message(&connection.org_id, id).await?
+        && message.connection_id == connection.connection_id
+        && message.may_be_named_by(&report.provider_message_id)
+    {
+        return Ok(Some(message));
+    }
+    messages
+        .find_by_provider_message_id(
+            &connection.org_id,
+            &connection.connection_id,
+            &report.provider_message_id,
+        )
+        .await
+}
+
 async fn record_status(
     deps: &Deps,
     connection: &Connection,
@@ -218,27 +298,8 @@ async fn record_status(
 ) -> Result<(), ReceiveError> {
     let messages = &deps.stores.messages;
     let org_id = &connection.org_id;
-    // Our id from the callback finds the message even when the report beat our own write of the
-    // provider's id; the provider's id is the fallback.
-    let by_our_id = match &report.message_id {
-        Some(id) => messages
-            .get_message(org_id, id)
-            .await?
-            .filter(|m| m.connection_id == connection.connection_id),
-        None => None,
-    };
-    let message = match by_our_id {
-        Some(m) => Some(m),
-        None => {
-            messages
-                .find_by_provider_message_id(
-                    org_id,
-                    &connection.connection_id,
-                    &report.provider_message_id,
-                )
-                .await?
-        }
-    };
+    let message = find_reported_message(deps, connection, report).await?;
+    let happened_at = report.occurred_at.unwrap_or(request.received_at);
     // The status moves first: if the event write then fails, the provider's retry records the
     // event and the (idempotent) status step changes nothing.
     if let Some(message) = &message {
@@ -251,11 +312,22 @@ async fn record_status(
                 request.received_at,
             )
             .await?;
-        if report.opt_out {
-            messages
-                .set_opt_out(org_id, &message.to, true, request.received_at)
-                .await?;
-        }
+    }
+    // An opt-out stands even when we cannot find the message (sent by another system on a
+    // shared account): the report's recipient is the number.
+    let opted_out_number = message.as_ref().map(|m| m.to.clone()).or_else(|| {
+        report
+            .recipient
+            .as_deref()
+            .map(phone::normalize)
+            .filter(|n| phone::is_e164(n))
+    });
+    if report.opt_out
+        && let Some(number) = &opted_out_number
+    {
+        messages
+            .set_opt_out(org_id, number, true, happened_at)
+            .await?;
     }
     let event = Event::Status(StatusEvent {
         event_id: uuid::Uuid::new_v4().to_string(),
@@ -300,24 +372,26 @@ async fn record_inbound(
     let messages = &deps.stores.messages;
     let org_id = &connection.org_id;
     let from = phone::normalize(&report.from);
-    let text = match &report.part {
-        None => report.text.clone(),
+    let (text, dedupe_key, joined) = match &report.part {
+        None => (report.text.clone(), report.dedupe_key.clone(), None),
         Some(part) => {
-            let joined = messages
-                .add_inbound_part(&InboundPart {
-                    org_id: org_id.clone(),
-                    connection_id: connection.connection_id.clone(),
-                    from: from.clone(),
-                    reference: part.reference.clone(),
-                    total: part.total,
-                    index: part.index,
-                    provider_message_id: report.provider_message_id.clone(),
-                    text: report.text.clone(),
-                    received_at: request.received_at,
-                })
-                .await?;
-            match joined {
-                Some(joined) => joined.text,
+            let part = InboundPart {
+                org_id: org_id.clone(),
+                connection_id: connection.connection_id.clone(),
+                from: from.clone(),
+                reference: part.reference.clone(),
+                total: part.total,
+                index: part.index,
+                provider_message_id: report.provider_message_id.clone(),
+                text: report.text.clone(),
+                received_at: request.received_at,
+            };
+            match messages.add_inbound_part(&part).await? {
+                Some(joined) => (
+                    joined.text.clone(),
+                    joined.dedupe_key(),
+                    Some((part, joined)),
+                ),
                 None => {
                     recorded.pending_parts += 1;
                     return Ok(());
@@ -326,22 +400,21 @@ async fn record_inbound(
         }
     };
     let intent = keyword_intent(report, &text);
+    let happened_at = report.occurred_at.unwrap_or(request.received_at);
     match intent {
         KeywordIntent::OptOut => {
             messages
-                .set_opt_out(org_id, &from, true, request.received_at)
+                .set_opt_out(org_id, &from, true, happened_at)
                 .await?
         }
         KeywordIntent::OptIn => {
             messages
-                .set_opt_out(org_id, &from, false, request.received_at)
+                .set_opt_out(org_id, &from, false, happened_at)
                 .await?
         }
         KeywordIntent::None => {}
     }
-    let in_reply_to = messages
-        .latest_message_to(org_id, &connection.connection_id, &from)
-        .await?;
+    let in_reply_to = reply_target(deps, connection, report, &from).await?;
     let event = Event::Inbound(InboundEvent {
         event_id: uuid::Uuid::new_v4().to_string(),
         org_id: org_id.clone(),
@@ -356,7 +429,42 @@ async fn record_inbound(
         occurred_at: report.occurred_at,
         received_at: request.received_at,
     });
-    record_event(deps, connection, &event, &report.dedupe_key, recorded).await
+    record_event(deps, connection, &event, &dedupe_key, recorded).await?;
+    // Only now that the joined reply is stored may its parts go: until then a retry of any
+    // part joins them again (under the same dedupe key, so once).
+    if let Some((part, joined)) = joined {
+        messages.forget_inbound_parts(&part, &joined).await?;
+    }
+    Ok(())
+}
+
+/// Which of our messages a reply answers: the one the provider names, when it is one of this
+/// connection's, else the latest message sent to that number on the connection.
+async fn reply_target(
+    deps: &Deps,
+    connection: &Connection,
+    report: &InboundReport,
+    from: &str,
+) -> Result<Option<String>, StoreError> {
+    let messages = &deps.stores.messages;
+    let org_id = &connection.org_id;
+    let named = match &report.reply_to {
+        Some(ReplyTo::MessageId(id)) => messages.get_message(org_id, id).await?,
+        Some(ReplyTo::ProviderMessageId(id)) => {
+            messages
+                .find_by_provider_message_id(org_id, &connection.connection_id, id)
+                .await?
+        }
+        None => None,
+    };
+    match named.filter(|m| m.connection_id == connection.connection_id) {
+        Some(message) => Ok(Some(message.message_id)),
+        None => {
+            messages
+                .latest_message_to(org_id, &connection.connection_id, from)
+                .await
+        }
+    }
 }
 
 fn keyword_intent(report: &InboundReport, text: &str) -> KeywordIntent {

@@ -8,7 +8,7 @@ use crate::domain::{
     Connection, MAX_MESSAGE_ID_LEN, MessageRecord, SendCompletion, SendErrorCode, SendFailure,
     SendState, Status, is_valid_message_id, phone,
 };
-use crate::providers::{OutboundMessage, ProviderAdapter, Retry, SendContext, SendError};
+use crate::providers::{Accepted, OutboundMessage, ProviderAdapter, Retry, SendContext, SendError};
 use crate::stores::{Claim, StoreError};
 use crate::webhook::RouteKind;
 use chrono::Utc;
@@ -345,13 +345,11 @@ async fn send_all(deps: &Deps, request: &SendRequest) -> Result<SendResponse, Se
         inbound_callback: inbound_callback.as_ref(),
     };
     let ctx = &ctx;
-    let results: Vec<Result<SendResult, StoreError>> =
-        futures_util::stream::iter(request.messages.iter().cloned())
-            .map(|item| send_one(deps, adapter, ctx, &request.user_id, item))
-            .buffered(CONCURRENCY)
-            .collect()
-            .await;
-    let results = results.into_iter().collect::<Result<Vec<_>, _>>()?;
+    let results: Vec<SendResult> = futures_util::stream::iter(request.messages.iter().cloned())
+        .map(|item| send_one(deps, adapter, ctx, &request.user_id, item))
+        .buffered(CONCURRENCY)
+        .collect()
+        .await;
     let accepted = results
         .iter()
         .filter(|r| r.status == ResultStatus::Accepted)
@@ -366,22 +364,74 @@ async fn send_all(deps: &Deps, request: &SendRequest) -> Result<SendResponse, Se
     Ok(SendResponse { results })
 }
 
+/// Sends one message and answers for it whatever happens: a store failure spoils this message's
+/// result, never the batch's.
 async fn send_one(
     deps: &Deps,
     adapter: &dyn ProviderAdapter,
     ctx: &SendContext<'_>,
     user_id: &str,
     item: SendItem,
-) -> Result<SendResult, StoreError> {
+) -> SendResult {
     let item = &item;
     if let Some(refused) = refusal(item) {
-        return Ok(refused);
+        return refused;
     }
     let connection = ctx.connection;
     let messages = &deps.stores.messages;
+    let record = claim_record(connection, user_id, item);
+    match messages.claim_message(&record).await {
+        Ok(Claim::Claimed) => {}
+        Ok(Claim::Exists(existing)) => return result_of(&existing, true),
+        Err(err) => return storage_failure(item, &err),
+    }
+    let opted_out = match messages.is_opted_out(&connection.org_id, &item.to).await {
+        Ok(opted_out) => opted_out,
+        Err(err) => {
+            // Nothing was sent: give the claim back so that the caller's retry can send.
+            if let Err(release) = messages
+                .release_claim(&connection.org_id, &item.message_id)
+                .await
+            {
+                tracing::error!(message_id = %item.message_id, error = %release, "claim not released");
+            }
+            return storage_failure(item, &err);
+        }
+    };
+    let done = if opted_out {
+        refused_completion(
+            SendError::new(
+                SendErrorCode::OptedOut,
+                "the recipient opted out of messages",
+                Retry::Never,
+            ),
+            0,
+        )
+    } else {
+        provider_completion(deps, adapter, ctx, item).await
+    };
+    match messages
+        .complete_send(&connection.org_id, &item.message_id, &done)
+        .await
+    {
+        Ok(stored) => result_of(&stored, false),
+        Err(err) => {
+            // The provider has answered; that answer is the truth the caller needs. The record
+            // stays `sending`, so a repeat is answered `in_progress` and later `outcome_unknown`:
+            // never a second send.
+            tracing::error!(message_id = %item.message_id, error = %err, "send result not recorded");
+            let mut unrecorded = record;
+            unrecorded.complete(&done);
+            result_of(&unrecorded, false)
+        }
+    }
+}
+
+/// The record a send claims before the provider is called.
+fn claim_record(connection: &Connection, user_id: &str, item: &SendItem) -> MessageRecord {
     let now = Utc::now();
     let (encoding, segments) = segments::count(&item.body);
-    let record = MessageRecord {
+    MessageRecord {
         org_id: connection.org_id.clone(),
         message_id: item.message_id.clone(),
         connection_id: connection.connection_id.clone(),
@@ -399,57 +449,63 @@ async fn send_one(
         attempts: 0,
         created_at: now,
         updated_at: now,
-    };
-    if let Claim::Exists(existing) = messages.claim_message(&record).await? {
-        return Ok(result_of(&existing, true));
     }
+}
 
-    let done = if messages.is_opted_out(&connection.org_id, &item.to).await? {
-        refused_completion(
-            SendError::new(
-                SendErrorCode::OptedOut,
-                "the recipient opted out of messages",
-                Retry::Never,
-            ),
-            0,
-        )
-    } else {
-        let outbound = OutboundMessage {
-            message_id: item.message_id.clone(),
-            to: item.to.clone(),
-            body: item.body.clone(),
-        };
-        let (outcome, attempts) = send_with_retries(deps, adapter, ctx, &outbound).await;
-        match outcome {
-            Ok(accepted) => SendCompletion {
-                send_state: SendState::Accepted,
-                status: Some(accepted.status),
-                provider_message_id: Some(accepted.provider_message_id),
-                part_ids: accepted.part_ids,
-                error: None,
-                attempts,
-                at: Utc::now(),
-            },
-            Err(err) => {
-                if err.code == SendErrorCode::OptedOut {
-                    messages
-                        .set_opt_out(&connection.org_id, &item.to, true, Utc::now())
-                        .await?;
-                }
-                tracing::warn!(
-                    message_id = %item.message_id,
-                    code = %err.code,
-                    provider_code = err.provider_code.as_deref().unwrap_or(""),
-                    "send failed"
-                );
-                refused_completion(err, attempts)
-            }
-        }
+/// A message our own storage kept from being sent: nothing reached the provider, so the caller
+/// may try again.
+fn storage_failure(item: &SendItem, err: &StoreError) -> SendResult {
+    tracing::error!(message_id = %item.message_id, error = %err, "message not sent: storage failed");
+    failure(
+        &item.message_id,
+        SendErrorCode::StorageUnavailable,
+        "storage unavailable; nothing was sent, try again",
+        true,
+    )
+}
+
+/// Calls the provider and turns its answer into what the record keeps.
+async fn provider_completion(
+    deps: &Deps,
+    adapter: &dyn ProviderAdapter,
+    ctx: &SendContext<'_>,
+    item: &SendItem,
+) -> SendCompletion {
+    let outbound = OutboundMessage {
+        message_id: item.message_id.clone(),
+        to: item.to.clone(),
+        body: item.body.clone(),
     };
-    let stored = messages
-        .complete_send(&connection.org_id, &item.message_id, &done)
-        .await?;
-    Ok(result_of(&stored, false))
+    let (outcome, attempts) = send_with_fresh_credentials(deps, adapter, ctx, &outbound).await;
+    match outcome {
+        Ok(accepted) => SendCompletion {
+            send_state: SendState::Accepted,
+            status: Some(accepted.status),
+            provider_message_id: Some(accepted.provider_message_id),
+            part_ids: accepted.part_ids,
+            error: None,
+            attempts,
+            at: Utc::now(),
+        },
+        Err(err) => {
+            if err.code == SendErrorCode::OptedOut
+                && let Err(store) = deps
+                    .stores
+                    .messages
+                    .set_opt_out(&ctx.connection.org_id, &item.to, true, Utc::now())
+                    .await
+            {
+                tracing::error!(message_id = %item.message_id, error = %store, "opt-out not recorded");
+            }
+            tracing::warn!(
+                message_id = %item.message_id,
+                code = %err.code,
+                provider_code = err.provider_code.as_deref().unwrap_or(""),
+                "send failed"
+            );
+            refused_completion(err, attempts)
+        }
+    }
 }
 
 fn refused_completion(err: SendError, attempts: u32) -> SendCompletion {
@@ -475,26 +531,69 @@ fn refused_completion(err: SendError, attempts: u32) -> SendCompletion {
     }
 }
 
-/// Retries only what the provider provably did not accept, with exponential back-off.
+/// Sends, and when the provider refuses the credentials, looks once at the secret store: a
+/// secret rotated since this invocation (or a warm cache) read it gets one more try. A refused
+/// credential means nothing was accepted, so the second try cannot send twice.
+async fn send_with_fresh_credentials(
+    deps: &Deps,
+    adapter: &dyn ProviderAdapter,
+    ctx: &SendContext<'_>,
+    message: &OutboundMessage,
+) -> (Result<Accepted, SendError>, u32) {
+    let (outcome, attempts) = send_with_retries(deps, adapter, ctx, message).await;
+    if !matches!(&outcome, Err(err) if err.code == SendErrorCode::AuthFailed) {
+        return (outcome, attempts);
+    }
+    let connection = ctx.connection;
+    let fresh = deps
+        .stores
+        .secrets
+        .get_fresh_secrets(&connection.org_id, &connection.connection_id)
+        .await;
+    match fresh {
+        Ok(Some(fresh)) if fresh.to_json() != ctx.secrets.to_json() => {
+            tracing::info!(message_id = %message.message_id, "credentials changed since they were read: sending again");
+            let ctx = SendContext {
+                secrets: &fresh,
+                ..*ctx
+            };
+            let (again, more) = send_with_retries(deps, adapter, &ctx, message).await;
+            (again, attempts + more)
+        }
+        _ => (outcome, attempts),
+    }
+}
+
+/// A provider's wait longer than this is not waited out inside one invocation: the message
+/// comes back `throttled` and retryable instead.
+const MAX_HONOURED_WAIT: Duration = Duration::from_secs(5);
+
+/// Retries only what the provider provably did not accept, with exponential back-off that
+/// waits at least as long as the provider asked.
 async fn send_with_retries(
     deps: &Deps,
     adapter: &dyn ProviderAdapter,
     ctx: &SendContext<'_>,
     message: &OutboundMessage,
-) -> (Result<crate::providers::Accepted, SendError>, u32) {
+) -> (Result<Accepted, SendError>, u32) {
     let policy = &deps.settings.retry;
     let mut attempt = 1;
     loop {
         let outcome = adapter.send(ctx, message).await;
-        match &outcome {
-            Err(err) if err.retry == Retry::NotAccepted && attempt < policy.max_attempts => {
-                let delay = policy.first_delay * 2u32.saturating_pow(attempt - 1);
-                tracing::info!(message_id = %message.message_id, attempt, code = %err.code, "retrying send");
-                tokio::time::sleep(delay).await;
-                attempt += 1;
-            }
-            _ => return (outcome, attempt),
+        let Err(err) = &outcome else {
+            return (outcome, attempt);
+        };
+        if err.retry != Retry::NotAccepted || attempt >= policy.max_attempts {
+            return (outcome, attempt);
         }
+        let backoff = policy.first_delay * 2u32.saturating_pow(attempt - 1);
+        let asked = err.retry_after.unwrap_or_default();
+        if asked > MAX_HONOURED_WAIT {
+            return (outcome, attempt);
+        }
+        tracing::info!(message_id = %message.message_id, attempt, code = %err.code, "retrying send");
+        tokio::time::sleep(backoff.max(asked)).await;
+        attempt += 1;
     }
 }
 

@@ -1,7 +1,9 @@
 //! Connection secrets kept in memory for a while, so a warm function does not call Secrets
 //! Manager on every webhook. A rotated secret reaches a warm function at the latest after the
-//! time to live, or at once when a webhook fails to verify with the cached one (the receive
-//! pipeline then asks for [`SecretStore::get_fresh_secrets`]).
+//! time to live, or at once when a webhook fails to verify with the cached one (or a send is
+//! refused for its credentials): the pipelines then ask for [`SecretStore::get_fresh_secrets`].
+//! Fresh reads are rationed to one per connection per [`MIN_REFRESH_INTERVAL`], so a flood of
+//! forged webhooks cannot turn into a flood of Secrets Manager calls that throttles the real ones.
 
 use super::{SecretStore, StoreError};
 use crate::domain::ConnectionSecrets;
@@ -11,21 +13,36 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub const DEFAULT_TTL: Duration = Duration::from_secs(300);
+/// At most one read past the cache per connection in this interval.
+pub const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(10);
 
 type Key = (String, String);
 
 pub struct CachedSecrets {
     inner: Arc<dyn SecretStore>,
     ttl: Duration,
+    min_refresh: Duration,
     entries: Mutex<HashMap<Key, (Instant, ConnectionSecrets)>>,
+    /// When each connection's secrets were last read past the cache on request.
+    refreshed: Mutex<HashMap<Key, Instant>>,
 }
 
 impl CachedSecrets {
     pub fn new(inner: Arc<dyn SecretStore>, ttl: Duration) -> Self {
+        Self::with_refresh_interval(inner, ttl, MIN_REFRESH_INTERVAL)
+    }
+
+    pub fn with_refresh_interval(
+        inner: Arc<dyn SecretStore>,
+        ttl: Duration,
+        min_refresh: Duration,
+    ) -> Self {
         CachedSecrets {
             inner,
             ttl,
+            min_refresh,
             entries: Mutex::new(HashMap::new()),
+            refreshed: Mutex::new(HashMap::new()),
         }
     }
 
@@ -35,6 +52,16 @@ impl CachedSecrets {
 
     fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<Key, (Instant, ConnectionSecrets)>> {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn read_through(
+        &self,
+        org_id: &str,
+        connection_id: &str,
+    ) -> Result<Option<ConnectionSecrets>, StoreError> {
+        let secrets = self.inner.get_secrets(org_id, connection_id).await?;
+        self.remember(Self::key(org_id, connection_id), &secrets);
+        Ok(secrets)
     }
 
     fn remember(&self, key: Key, secrets: &Option<ConnectionSecrets>) {
@@ -71,17 +98,31 @@ impl SecretStore for CachedSecrets {
         {
             return Ok(Some(secrets.clone()));
         }
-        self.get_fresh_secrets(org_id, connection_id).await
+        self.read_through(org_id, connection_id).await
     }
 
+    /// The secrets as stored now; but when a read past the cache was already asked for this
+    /// connection less than the refresh interval ago, the cached ones (that read's).
     async fn get_fresh_secrets(
         &self,
         org_id: &str,
         connection_id: &str,
     ) -> Result<Option<ConnectionSecrets>, StoreError> {
-        let secrets = self.inner.get_secrets(org_id, connection_id).await?;
-        self.remember(Self::key(org_id, connection_id), &secrets);
-        Ok(secrets)
+        let key = Self::key(org_id, connection_id);
+        let rationed = {
+            let mut refreshed = self.refreshed.lock().unwrap_or_else(|p| p.into_inner());
+            match refreshed.get(&key) {
+                Some(at) if at.elapsed() < self.min_refresh => true,
+                _ => {
+                    refreshed.insert(key.clone(), Instant::now());
+                    false
+                }
+            }
+        };
+        if rationed && let Some((_, secrets)) = self.entries().get(&key) {
+            return Ok(Some(secrets.clone()));
+        }
+        self.read_through(org_id, connection_id).await
     }
 
     async fn delete_secrets(&self, org_id: &str, connection_id: &str) -> Result<(), StoreError> {
@@ -140,7 +181,11 @@ mod tests {
             reads: AtomicUsize::new(0),
         });
         inner.put_secrets("O", "c", &token("old")).await.unwrap();
-        let cache = CachedSecrets::new(inner.clone(), Duration::from_secs(60));
+        let cache = CachedSecrets::with_refresh_interval(
+            inner.clone(),
+            Duration::from_secs(60),
+            Duration::ZERO,
+        );
         for _ in 0..3 {
             let s = cache.get_secrets("O", "c").await.unwrap().unwrap();
             assert_eq!(s.expose("authToken"), Some("old"));
@@ -180,10 +225,31 @@ mod tests {
         cache.delete_secrets("O", "c").await.unwrap();
         assert!(cache.get_secrets("O", "c").await.unwrap().is_none());
 
-        let expiring = CachedSecrets::new(inner.clone(), Duration::ZERO);
+        let expiring =
+            CachedSecrets::with_refresh_interval(inner.clone(), Duration::ZERO, Duration::ZERO);
         let before = inner.reads.load(Ordering::SeqCst);
         expiring.get_secrets("O", "missing").await.unwrap();
         expiring.get_secrets("O", "missing").await.unwrap();
         assert_eq!(inner.reads.load(Ordering::SeqCst), before + 2);
+    }
+
+    #[tokio::test]
+    async fn fresh_reads_are_rationed_per_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let inner = Arc::new(Counting {
+            store: SqliteStore::open(dir.path()).unwrap(),
+            reads: AtomicUsize::new(0),
+        });
+        inner.put_secrets("O", "a", &token("a")).await.unwrap();
+        inner.put_secrets("O", "b", &token("b")).await.unwrap();
+        let cache = CachedSecrets::new(inner.clone(), Duration::from_secs(300));
+        cache.get_secrets("O", "a").await.unwrap();
+        cache.get_secrets("O", "b").await.unwrap();
+        // A hundred forged webhooks ask for fresh secrets: one read each, the rest rationed.
+        for _ in 0..100 {
+            cache.get_fresh_secrets("O", "a").await.unwrap();
+            cache.get_fresh_secrets("O", "b").await.unwrap();
+        }
+        assert_eq!(inner.reads.load(Ordering::SeqCst), 4);
     }
 }

@@ -4,6 +4,7 @@
 mod functions;
 mod gateway;
 mod idempotency;
+mod kit_fixes;
 mod secrets;
 mod send;
 mod stores;
