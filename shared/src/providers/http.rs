@@ -55,6 +55,27 @@ const NON_PUBLIC_SUFFIXES: &[&str] = &[
 const NOT_AN_IP: &str = "must not be an IP address";
 const NOT_LOCAL: &str = "must not be a loopback, private or link-local name";
 
+/// The rule an adapter applies to an admin-typed host field: [`validate_admin_host`], unless the
+/// deployment overrides the provider's API URL (`BYOSMS_<PROVIDER>_API_URL`: tests, a sandbox),
+/// in which case the host is never called and only has to be a bare, non-empty name.
+pub fn admin_host_rule(api_override: Option<&Url>) -> impl Fn(&str) -> Result<String, String> {
+    let overridden = api_override.is_some();
+    move |input: &str| {
+        if !overridden {
+            return validate_admin_host(input);
+        }
+        let host = input.trim();
+        if host.is_empty()
+            || host.contains(['/', '?', '#', '@'])
+            || host.contains(char::is_whitespace)
+        {
+            Err("must be a bare host name without https:// or a path".into())
+        } else {
+            Ok(host.to_ascii_lowercase())
+        }
+    }
+}
+
 /// Checks a host an admin typed (LINK Mobility `endpointHost`, Infobip `baseUrl`, MessageMedia
 /// regional hosts) and returns it normalized: trimmed, lower-case, without a trailing dot.
 ///
@@ -420,6 +441,18 @@ pub fn join_path(base: &Url, path: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn an_api_url_override_relaxes_the_admin_host_rule() {
+        let strict = admin_host_rule(None);
+        assert!(strict("localhost").is_err());
+        assert_eq!(strict("API.Example.com").as_deref(), Ok("api.example.com"));
+        let sandbox: Url = "http://127.0.0.1:4010/linkmobility".parse().unwrap();
+        let relaxed = admin_host_rule(Some(&sandbox));
+        assert_eq!(relaxed("localhost").as_deref(), Ok("localhost"));
+        assert!(relaxed("https://x.example.com/path").is_err());
+        assert!(relaxed("  ").is_err());
+    }
     use super::*;
 
     #[test]
