@@ -4,22 +4,31 @@
 //! | `sk` | item |
 //! |---|---|
 //! | `MSG#{messageId}` | message record, with a `version` for optimistic updates |
-//! | `PMID#{provider}#{providerMessageId}` | the provider's id → our `messageId` |
+//! | `PMID#{connectionId}#{providerMessageId}` | each provider id of a message (its own and every part's) → our `messageId` |
 //! | `EVT#{receivedAt}#{eventId}` | an event (what the distribution system reads off the stream) |
 //! | `DEDUPE#{key}` | a webhook's dedupe marker, expiring after 30 days |
-//! | `LAST#{connectionId}#{number}` | the latest accepted message to a number (reply linking) |
-//! | `OPTOUT#{number}` | the number's opt-out flag |
-//! | `PART#…` / `JOINED#…` | parts of a multipart reply and the marker of its one join |
+//! | `LAST#{connectionId}#{number}` | the latest accepted message to a number by `createdAtMicros` (reply linking) |
+//! | `OPTOUT#{number}` | the number's latest opt-out change; `atMicros` is when it happened |
+//! | `PART#{connectionId}#{from}#{reference}#{index:05}#{providerMessageId}` | a part of a multipart reply until joined and forgotten; `expiresAt` 2 days after it was received |
 //!
-//! Conditional writes do the claiming: send idempotency, webhook dedupe, monotonic status.
+//! In `PART#` keys `%` and `#` inside the values are percent-escaped, so no value passes for a
+//! separator. Items of older releases that carry no `providerMessageId` (`PART#…`) or that
+//! nothing reads any more (`JOINED#…`) expire on their own.
+//!
+//! Conditional writes do the claiming: send idempotency, webhook dedupe, monotonic status. A
+//! completed send writes its record, its `PMID#` items and `LAST#` in one transaction.
 
-use super::{Claim, ConnectionStore, InboundPart, JoinedReply, MessageStore, StoreError};
+use super::{
+    Claim, ConnectionStore, INBOUND_PART_LIFETIME, InboundPart, JoinedReply, MessageStore,
+    StoreError, StoredPart, join_parts,
+};
 use crate::domain::{Connection, Event, MessageRecord, SendCompletion, SendState, Status};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, Put,
+    AttributeDefinition, AttributeValue, BillingMode, Delete, KeySchemaElement, KeyType, Put,
     ScalarAttributeType, StreamSpecification, StreamViewType, TableStatus, TimeToLiveSpecification,
     TransactWriteItem,
 };
@@ -30,7 +39,11 @@ use std::collections::HashMap;
 type Item = HashMap<String, AttributeValue>;
 
 const DEDUPE_TTL_DAYS: i64 = 30;
-const PART_TTL_DAYS: i64 = 2;
+/// The most items one `TransactWriteItems` takes.
+const MAX_TRANSACTION_ITEMS: usize = 100;
+const CONDITION_FAILED: &str = "ConditionalCheckFailed";
+/// Another transaction or write held one of the items: a race, tried again like a lost condition.
+const TRANSACTION_CONFLICT: &str = "TransactionConflict";
 /// Optimistic updates that lose a race this many times in a row give up (storage error).
 const MAX_UPDATE_RACES: usize = 16;
 
@@ -76,12 +89,64 @@ fn string_attr(item: &Item, name: &str) -> Option<String> {
     item.get(name).and_then(|v| v.as_s().ok()).cloned()
 }
 
+fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn number_attr<T: std::str::FromStr>(item: &Item, name: &str) -> Option<T> {
+    item.get(name)?.as_n().ok()?.parse().ok()
+}
+
 fn expires_in(days: i64) -> AttributeValue {
-    AttributeValue::N(
-        (Utc::now() + chrono::Duration::days(days))
-            .timestamp()
-            .to_string(),
+    n((Utc::now() + chrono::Duration::days(days)).timestamp())
+}
+
+/// A value inside a sort key, with `%` and `#` escaped so that it cannot pass for a separator.
+fn key_part(value: &str) -> String {
+    value.replace('%', "%25").replace('#', "%23")
+}
+
+/// The sort key prefix of the parts of `part`'s group.
+fn part_group(part: &InboundPart) -> String {
+    format!(
+        "PART#{}#{}#{}#",
+        key_part(&part.connection_id),
+        key_part(&part.from),
+        key_part(&part.reference)
     )
+}
+
+fn part_sk(group: &str, index: u16, provider_message_id: &str) -> String {
+    format!("{group}{index:05}#{}", key_part(provider_message_id))
+}
+
+/// A stored part as the join reads it; `None` for one of an older release (no provider id) or
+/// one past its `expiresAt` that TTL has not deleted yet (it may lag by days).
+fn stored_part(item: &Item, now: i64) -> Option<StoredPart> {
+    let expires_at: i64 = number_attr(item, "expiresAt")?;
+    if expires_at <= now {
+        return None;
+    }
+    Some(StoredPart {
+        total: number_attr(item, "total")?,
+        index: number_attr(item, "index")?,
+        provider_message_id: string_attr(item, "providerMessageId")?,
+        text: string_attr(item, "text")?,
+        received_at_micros: number_attr(item, "receivedAtMicros")?,
+    })
+}
+
+/// The cancellation reason code of each item of a cancelled transaction, in request order
+/// (`"None"` for an item that was fine); empty for any other failure.
+fn cancellation_codes<R>(err: &SdkError<TransactWriteItemsError, R>) -> Vec<&str> {
+    match err.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => cancelled
+            .cancellation_reasons()
+            .iter()
+            .map(|r| r.code().unwrap_or("None"))
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// A message record as stored: the record, its keys and its version.
@@ -271,6 +336,75 @@ impl DynamoStore {
         )))
     }
 
+    /// One `Put` of a transaction, under `condition` (with its `:values`) when there is one.
+    fn transact_put(
+        &self,
+        item: Item,
+        condition: Option<(&str, Vec<(&str, AttributeValue)>)>,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let mut put = Put::builder()
+            .table_name(&self.messages_table)
+            .set_item(Some(item));
+        if let Some((expression, values)) = condition {
+            put = put.condition_expression(expression);
+            for (name, value) in values {
+                put = put.expression_attribute_values(name, value);
+            }
+        }
+        Ok(TransactWriteItem::builder()
+            .put(put.build().map_err(StoreError::corrupt)?)
+            .build())
+    }
+
+    /// What completing a send writes, in one transaction: the record under its version
+    /// condition first (its cancellation reason is the first), an index item per provider id,
+    /// and, for an accepted send with `link_reply`, `LAST#` unless a later-created message to
+    /// the number holds it.
+    fn completion_writes(
+        &self,
+        item: &MessageItem,
+        read_version: u64,
+        link_reply: bool,
+    ) -> Result<Vec<TransactWriteItem>, StoreError> {
+        let record = &item.record;
+        let version = ("version = :v", vec![(":v", n(read_version))]);
+        let mut writes = vec![self.transact_put(to_item(item)?, Some(version))?];
+        // A transaction may name an item once; the first part's id is often the message's.
+        let mut seen = std::collections::HashSet::new();
+        for id in record.provider_ids().filter(|id| seen.insert(*id)) {
+            let mut index = key(
+                &record.org_id,
+                format!("PMID#{}#{id}", record.connection_id),
+            );
+            index.insert("messageId".into(), s(&record.message_id));
+            writes.push(self.transact_put(index, None)?);
+        }
+        if link_reply && record.send_state == SendState::Accepted {
+            let created = record.created_at.timestamp_micros();
+            let mut last = key(
+                &record.org_id,
+                format!("LAST#{}#{}", record.connection_id, record.to),
+            );
+            last.insert("messageId".into(), s(&record.message_id));
+            last.insert("createdAt".into(), s(record.created_at.to_rfc3339()));
+            last.insert("createdAtMicros".into(), n(created));
+            // Items of older releases carry no `createdAtMicros`: any completion replaces them.
+            let newest = (
+                "attribute_not_exists(createdAtMicros) OR createdAtMicros <= :created",
+                vec![(":created", n(created))],
+            );
+            writes.push(self.transact_put(last, Some(newest))?);
+        }
+        if writes.len() > MAX_TRANSACTION_ITEMS {
+            return Err(StoreError::Unavailable(format!(
+                "message {} names {} provider ids, more than one write can index",
+                record.message_id,
+                seen.len()
+            )));
+        }
+        Ok(writes)
+    }
+
     async fn put(&self, item: Item) -> Result<(), StoreError> {
         self.client
             .put_item()
@@ -435,27 +569,41 @@ impl MessageStore for DynamoStore {
         message_id: &str,
         done: &SendCompletion,
     ) -> Result<MessageRecord, StoreError> {
-        let (record, _) = self
-            .update_message(org_id, message_id, |record| {
-                record.complete(done);
-                true
-            })
-            .await?
-            .ok_or_else(|| StoreError::Corrupt(format!("no claimed message {message_id}")))?;
-        if let (SendState::Accepted, Some(pmid)) = (record.send_state, &record.provider_message_id)
-        {
-            let mut index = key(org_id, format!("PMID#{}#{pmid}", record.connection_id));
-            index.insert("messageId".into(), s(&record.message_id));
-            self.put(index).await?;
-            let mut last = key(
-                org_id,
-                format!("LAST#{}#{}", record.connection_id, record.to),
-            );
-            last.insert("messageId".into(), s(&record.message_id));
-            last.insert("createdAt".into(), s(record.created_at.to_rfc3339()));
-            self.put(last).await?;
+        // Cleared once a later-created message to the number is seen holding `LAST#`.
+        let mut link_reply = true;
+        for _ in 0..MAX_UPDATE_RACES {
+            let mut item = self
+                .load_message(org_id, message_id)
+                .await?
+                .ok_or_else(|| StoreError::Corrupt(format!("no claimed message {message_id}")))?;
+            item.record.complete(done);
+            let read_version = item.version;
+            item.version += 1;
+            let writes = self.completion_writes(&item, read_version, link_reply)?;
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(writes))
+                .send()
+                .await;
+            let Err(err) = result else {
+                return Ok(item.record);
+            };
+            // Nothing of a cancelled transaction is written: read again and redo it all.
+            let codes = cancellation_codes(&err);
+            if codes.first() == Some(&CONDITION_FAILED) || codes.contains(&TRANSACTION_CONFLICT) {
+                continue;
+            }
+            // Index items have no condition: past the record, only `LAST#` can fail one.
+            if link_reply && codes.iter().skip(1).any(|c| *c == CONDITION_FAILED) {
+                link_reply = false;
+                continue;
+            }
+            return Err(unavailable(err));
         }
-        Ok(record)
+        Err(StoreError::Unavailable(format!(
+            "message {message_id} kept changing under concurrent updates"
+        )))
     }
 
     async fn release_claim(&self, org_id: &str, message_id: &str) -> Result<(), StoreError> {
@@ -464,8 +612,10 @@ impl MessageStore for DynamoStore {
             .delete_item()
             .table_name(&self.messages_table)
             .set_key(Some(key(org_id, format!("MSG#{message_id}"))))
-            .condition_expression("sendState = :sending")
+            // A completed or attempted send keeps its record: only an untried claim goes back.
+            .condition_expression("sendState = :sending AND attempts = :none")
             .expression_attribute_values(":sending", s("sending"))
+            .expression_attribute_values(":none", n(0))
             .send()
             .await;
         match result {
@@ -552,48 +702,19 @@ impl MessageStore for DynamoStore {
             kind: "event".into(),
             event: event.clone(),
         };
-        let put = |item: Item, condition: Option<&str>| {
-            Put::builder()
-                .table_name(&self.messages_table)
-                .set_item(Some(item))
-                .set_condition_expression(condition.map(str::to_string))
-                .build()
-                .map_err(StoreError::corrupt)
-        };
         let result = self
             .client
             .transact_write_items()
             .transact_items(
-                TransactWriteItem::builder()
-                    .put(put(marker, Some("attribute_not_exists(pk)"))?)
-                    .build(),
+                self.transact_put(marker, Some(("attribute_not_exists(pk)", Vec::new())))?,
             )
-            .transact_items(
-                TransactWriteItem::builder()
-                    .put(put(to_item(&item)?, None)?)
-                    .build(),
-            )
+            .transact_items(self.transact_put(to_item(&item)?, None)?)
             .send()
             .await;
         match result {
             Ok(_) => Ok(true),
-            Err(err) => {
-                let duplicate = err
-                    .as_service_error()
-                    .and_then(|e| match e {
-                        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c) => Some(c),
-                        _ => None,
-                    })
-                    .and_then(|c| c.cancellation_reasons.as_ref())
-                    .and_then(|reasons| reasons.first())
-                    .and_then(|r| r.code.as_deref())
-                    == Some("ConditionalCheckFailed");
-                if duplicate {
-                    Ok(false)
-                } else {
-                    Err(unavailable(err))
-                }
-            }
+            Err(err) if cancellation_codes(&err).first() == Some(&CONDITION_FAILED) => Ok(false),
+            Err(err) => Err(unavailable(err)),
         }
     }
 
@@ -632,10 +753,35 @@ impl MessageStore for DynamoStore {
         opted_out: bool,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        let at_micros = at.timestamp_micros();
         let mut item = key(org_id, format!("OPTOUT#{number}"));
         item.insert("optedOut".into(), AttributeValue::Bool(opted_out));
         item.insert("updatedAt".into(), s(at.to_rfc3339()));
-        self.put(item).await
+        item.insert("atMicros".into(), n(at_micros));
+        // A change older than the recorded one is ignored; of equal times the later call wins.
+        // Items of older releases carry no `atMicros`: any change replaces them.
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.messages_table)
+            .set_item(Some(item))
+            .condition_expression(
+                "attribute_not_exists(pk) OR attribute_not_exists(atMicros) OR atMicros <= :at",
+            )
+            .expression_attribute_values(":at", n(at_micros))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(err) => Err(unavailable(err)),
+        }
     }
 
     async fn is_opted_out(&self, org_id: &str, number: &str) -> Result<bool, StoreError> {
@@ -658,68 +804,57 @@ impl MessageStore for DynamoStore {
         &self,
         part: &InboundPart,
     ) -> Result<Option<JoinedReply>, StoreError> {
-        let group = format!("{}#{}#{}", part.connection_id, part.from, part.reference);
-        let mut item = key(&part.org_id, format!("PART#{group}#{:05}", part.index));
+        let group = part_group(part);
+        let expires_at = (part.received_at + INBOUND_PART_LIFETIME).timestamp();
+        let mut item = key(
+            &part.org_id,
+            part_sk(&group, part.index, &part.provider_message_id),
+        );
+        item.insert("kind".into(), s("part"));
+        item.insert("total".into(), n(part.total));
+        item.insert("index".into(), n(part.index));
+        item.insert("providerMessageId".into(), s(&part.provider_message_id));
         item.insert("text".into(), s(&part.text));
-        item.insert("expiresAt".into(), expires_in(PART_TTL_DAYS));
+        item.insert(
+            "receivedAtMicros".into(),
+            n(part.received_at.timestamp_micros()),
+        );
+        item.insert("expiresAt".into(), n(expires_at));
+        // A repeat of the same part replaces it: kept once, as received last.
         self.put(item).await?;
-        let parts = self
-            .query_prefix(&part.org_id, &format!("PART#{group}#"), false, None)
-            .await?;
-        if parts.len() < usize::from(part.total) {
-            return Ok(None);
-        }
-        // Several deliveries may see the last part arrive: the one that writes the marker joins.
-        let mut marker = key(&part.org_id, format!("JOINED#{group}"));
-        marker.insert("expiresAt".into(), expires_in(PART_TTL_DAYS));
-        let won = self
-            .client
-            .put_item()
-            .table_name(&self.messages_table)
-            .set_item(Some(marker))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await;
-        match won {
-            Ok(_) => {}
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                return Ok(None);
-            }
-            Err(err) => return Err(unavailable(err)),
-        }
-        let text = parts
-            .iter()
-            .filter_map(|p| string_attr(p, "text"))
-            .collect::<String>();
-        Ok(Some(JoinedReply {
-            text,
-            part_ids: Vec::new(),
-        }))
+        // Racing deliveries of the last parts may each see the group complete and join it: they
+        // join the same parts, whose dedupe key lets one event through.
+        let now = Utc::now().timestamp();
+        let parts = self.query_prefix(&part.org_id, &group, false, None).await?;
+        Ok(join_parts(
+            part.total,
+            parts.iter().filter_map(|p| stored_part(p, now)),
+        ))
     }
 
     async fn forget_inbound_parts(
         &self,
         part: &InboundPart,
-        _joined: &JoinedReply,
+        joined: &JoinedReply,
     ) -> Result<(), StoreError> {
-        let group = format!("{}#{}#{}", part.connection_id, part.from, part.reference);
-        let parts = self
-            .query_prefix(&part.org_id, &format!("PART#{group}#"), false, None)
-            .await?;
-        for p in parts {
-            let mut k = Item::new();
-            k.extend(
-                p.into_iter()
-                    .filter(|(name, _)| name == "pk" || name == "sk"),
-            );
+        let group = part_group(part);
+        // `part_ids` are in index order, one per index from 1: exactly the joined parts, not a
+        // later message's parts that reuse the reference.
+        let deletes = (1u16..)
+            .zip(&joined.part_ids)
+            .map(|(index, id)| {
+                let delete = Delete::builder()
+                    .table_name(&self.messages_table)
+                    .set_key(Some(key(&part.org_id, part_sk(&group, index, id))))
+                    .build()
+                    .map_err(StoreError::corrupt)?;
+                Ok(TransactWriteItem::builder().delete(delete).build())
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        for chunk in deletes.chunks(MAX_TRANSACTION_ITEMS) {
             self.client
-                .delete_item()
-                .table_name(&self.messages_table)
-                .set_key(Some(k))
+                .transact_write_items()
+                .set_transact_items(Some(chunk.to_vec()))
                 .send()
                 .await
                 .map_err(unavailable)?;

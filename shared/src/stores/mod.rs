@@ -206,6 +206,54 @@ impl JoinedReply {
     }
 }
 
+/// How long a part of a multipart reply waits for the rest: older parts are gone (their message
+/// will not complete), so they cannot be joined with the parts of a later message.
+pub(crate) const INBOUND_PART_LIFETIME: chrono::TimeDelta = chrono::TimeDelta::days(2);
+
+/// A stored part of a multipart reply, as a join reads it back.
+pub(crate) struct StoredPart {
+    pub total: u16,
+    pub index: u16,
+    pub provider_message_id: String,
+    pub text: String,
+    pub received_at_micros: i64,
+}
+
+/// The rule both stores join by: once every index `1..=total` has a part of that `total`, the
+/// reply made of the most recently received part of each index (a later message reusing the
+/// reference outranks what an earlier one left behind; equal times pick the greater provider id,
+/// so every store picks alike).
+pub(crate) fn join_parts(
+    total: u16,
+    parts: impl IntoIterator<Item = StoredPart>,
+) -> Option<JoinedReply> {
+    let mut chosen = std::collections::BTreeMap::<u16, StoredPart>::new();
+    for part in parts {
+        if part.total != total || part.index == 0 || part.index > total {
+            continue;
+        }
+        let newer = |current: &StoredPart| {
+            (part.received_at_micros, &part.provider_message_id)
+                > (current.received_at_micros, &current.provider_message_id)
+        };
+        if chosen.get(&part.index).is_none_or(newer) {
+            chosen.insert(part.index, part);
+        }
+    }
+    if total == 0 || chosen.len() != usize::from(total) {
+        return None;
+    }
+    // A BTreeMap iterates in key order: the parts come out in index order.
+    let (text, part_ids) = chosen
+        .into_values()
+        .map(|p| (p.text, p.provider_message_id))
+        .unzip::<_, _, Vec<_>, Vec<_>>();
+    Some(JoinedReply {
+        text: text.concat(),
+        part_ids,
+    })
+}
+
 /// Every store a pipeline needs, behind its port.
 #[derive(Clone)]
 pub struct Stores {
@@ -223,5 +271,47 @@ impl Stores {
             secrets: store.clone(),
             messages: store,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored(total: u16, index: u16, id: &str, text: &str, at: i64) -> StoredPart {
+        StoredPart {
+            total,
+            index,
+            provider_message_id: id.into(),
+            text: text.into(),
+            received_at_micros: at,
+        }
+    }
+
+    #[test]
+    fn joins_the_latest_part_of_each_index_in_index_order() {
+        let parts = vec![
+            stored(3, 3, "c", "three", 5),
+            stored(3, 1, "a-old", "old ", 1),
+            stored(3, 1, "a", "one ", 2),
+            stored(3, 2, "b", "two ", 3),
+            stored(2, 2, "x", "other total", 9),
+            stored(3, 4, "y", "out of range", 9),
+        ];
+        let joined = join_parts(3, parts).unwrap();
+        assert_eq!(joined.text, "one two three");
+        assert_eq!(joined.part_ids, ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn waits_for_every_index() {
+        assert_eq!(join_parts(2, vec![stored(2, 2, "b", "two", 1)]), None);
+        assert_eq!(join_parts(0, Vec::new()), None);
+    }
+
+    #[test]
+    fn equal_times_pick_the_greater_provider_id() {
+        let parts = vec![stored(1, 1, "b", "B", 1), stored(1, 1, "a", "A", 1)];
+        assert_eq!(join_parts(1, parts).unwrap().part_ids, ["b"]);
     }
 }

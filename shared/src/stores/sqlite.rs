@@ -2,20 +2,37 @@
 //! other CLI command while they run (WAL journal, busy timeout). Unique keys and immediate
 //! transactions give the guarantees DynamoDB's conditional writes give in AWS. The file holds the
 //! local secrets too, so it is created with mode 0600 in a directory of mode 0700.
+//!
+//! The schema is [`BASE_SCHEMA`] brought up to date by [`MIGRATIONS`] (`PRAGMA user_version`
+//! counts the ones a file has run):
+//!
+//! | table | rows |
+//! |---|---|
+//! | `connections`, `secrets` | one JSON document per `(org_id, connection_id)` |
+//! | `messages` | message records (`doc`) with the columns lookups need; `(org_id, message_id)` unique |
+//! | `provider_ids` | every provider id of a message (its own and each part's), per connection → `message_id` |
+//! | `events` | events in insertion order (`seq`), one per `(org_id, dedupe_key)` |
+//! | `opt_outs` | a number's latest opt-out change; `at_micros` is when it happened |
+//! | `inbound_parts` | parts of multipart replies, until joined and forgotten or 2 days old (`received_at_micros`) |
 
 use super::{
-    Claim, ConnectionStore, InboundPart, JoinedReply, MessageStore, SecretStore, StoreError,
+    Claim, ConnectionStore, INBOUND_PART_LIFETIME, InboundPart, JoinedReply, MessageStore,
+    SecretStore, StoreError, StoredPart, join_parts,
 };
-use crate::domain::{Connection, ConnectionSecrets, Event, MessageRecord, SendCompletion, Status};
+use crate::domain::{
+    Connection, ConnectionSecrets, Event, MessageRecord, SendCompletion, SendState, Status,
+};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, TransactionBehavior, params};
+use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 pub const FILE_NAME: &str = "byosms.sqlite3";
 
-const SCHEMA: &str = "
+/// The schema of the first release (version 0). Never edited: a change is a new migration, so a
+/// new file and an old one end up alike.
+const BASE_SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS connections (
     org_id TEXT NOT NULL,
     connection_id TEXT NOT NULL,
@@ -71,6 +88,125 @@ CREATE TABLE IF NOT EXISTS inbound_parts (
 );
 ";
 
+type Migration = fn(&Transaction<'_>) -> Result<(), StoreError>;
+
+/// Step `i` brings the schema from version `i` to `i + 1`. Append only.
+const MIGRATIONS: [Migration; 3] = [
+    index_every_provider_id,
+    order_opt_outs,
+    key_parts_by_provider_id,
+];
+
+/// Version 1: a table of every provider id per connection (messages of several parts have one
+/// per part), filled from the records that already name theirs.
+fn index_every_provider_id(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    tx.execute_batch(
+        r#"
+        CREATE TABLE provider_ids (
+            org_id TEXT NOT NULL,
+            connection_id TEXT NOT NULL,
+            provider_message_id TEXT NOT NULL,
+            message_id TEXT NOT NULL,
+            PRIMARY KEY (org_id, connection_id, provider_message_id)
+        );
+        INSERT OR IGNORE INTO provider_ids
+            (org_id, connection_id, provider_message_id, message_id)
+            SELECT org_id, connection_id, provider_message_id, message_id FROM messages
+            WHERE provider_message_id IS NOT NULL;
+        -- Parts of a record still sending are only what early reports named: not the provider's.
+        INSERT OR IGNORE INTO provider_ids
+            (org_id, connection_id, provider_message_id, message_id)
+            SELECT m.org_id, m.connection_id, json_extract(p.value, '$.providerMessageId'),
+                   m.message_id
+            FROM messages AS m, json_each(m.doc, '$.parts') AS p
+            WHERE m.send_state <> '"sending"'
+              AND json_extract(p.value, '$.providerMessageId') IS NOT NULL;
+        DROP INDEX IF EXISTS messages_by_provider_id;
+        "#,
+    )?;
+    Ok(())
+}
+
+/// Version 2: opt-out changes carry when they happened as a number, so a change can be compared
+/// with the one recorded.
+fn order_opt_outs(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    tx.execute_batch("ALTER TABLE opt_outs ADD COLUMN at_micros INTEGER NOT NULL DEFAULT 0;")?;
+    let rows = {
+        let mut stmt = tx.prepare("SELECT org_id, number, updated_at FROM opt_outs")?;
+        stmt.query_map([], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, String>(2)?,
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?
+    };
+    for (org, number, updated_at) in rows {
+        // An unreadable time stays 0: any later change wins, as every change did before.
+        let Ok(at) = DateTime::parse_from_rfc3339(&updated_at) else {
+            continue;
+        };
+        tx.execute(
+            "UPDATE opt_outs SET at_micros = ?3 WHERE org_id = ?1 AND number = ?2",
+            params![org, number, at.timestamp_micros()],
+        )?;
+    }
+    Ok(())
+}
+
+/// Version 3: parts keyed by their provider id too (two messages may reuse a reference), with a
+/// sortable receive time. Parts of the old table are dropped: they carry no provider id.
+fn key_parts_by_provider_id(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    tx.execute_batch(
+        "
+        DROP TABLE inbound_parts;
+        CREATE TABLE inbound_parts (
+            org_id TEXT NOT NULL,
+            connection_id TEXT NOT NULL,
+            sender TEXT NOT NULL,
+            reference TEXT NOT NULL,
+            idx INTEGER NOT NULL,
+            provider_message_id TEXT NOT NULL,
+            total INTEGER NOT NULL,
+            text TEXT NOT NULL,
+            received_at_micros INTEGER NOT NULL,
+            PRIMARY KEY (org_id, connection_id, sender, reference, idx, provider_message_id)
+        );
+        CREATE INDEX inbound_parts_by_age ON inbound_parts (org_id, received_at_micros);
+        ",
+    )?;
+    Ok(())
+}
+
+/// Creates or updates the schema. Immediate, so that of two processes opening an old file at
+/// once one migrates and the other then finds it done.
+fn migrate(db: &mut rusqlite::Connection) -> Result<(), StoreError> {
+    let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let version: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    let known = MIGRATIONS.len();
+    let done = usize::try_from(version).map_err(StoreError::corrupt)?;
+    // Only at version 0: later steps drop what the base schema would create again.
+    if done == 0 {
+        tx.execute_batch(BASE_SCHEMA)?;
+    }
+    if done > known {
+        return Err(StoreError::Unavailable(format!(
+            "the database has schema version {done}; this byosms knows up to {known}"
+        )));
+    }
+    for step in &MIGRATIONS[done..] {
+        step(&tx)?;
+    }
+    tx.pragma_update(
+        None,
+        "user_version",
+        i64::try_from(known).map_err(StoreError::corrupt)?,
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
 #[derive(Clone)]
 pub struct SqliteStore {
     db: Arc<Mutex<rusqlite::Connection>>,
@@ -102,11 +238,11 @@ impl SqliteStore {
             create_private_file(&path)?;
         }
         restrict(&path, 0o600)?;
-        let db = rusqlite::Connection::open(&path)?;
+        let mut db = rusqlite::Connection::open(&path)?;
         db.busy_timeout(std::time::Duration::from_secs(10))?;
         db.pragma_update(None, "journal_mode", "WAL")?;
         db.pragma_update(None, "synchronous", "NORMAL")?;
-        db.execute_batch(SCHEMA)?;
+        migrate(&mut db)?;
         Ok(SqliteStore {
             db: Arc::new(Mutex::new(db)),
         })
@@ -180,6 +316,29 @@ fn save_message(tx: &rusqlite::Connection, record: &MessageRecord) -> Result<(),
         ],
     )?;
     Ok(())
+}
+
+/// Points every provider id of the record at it, on its connection.
+fn index_provider_ids(tx: &rusqlite::Connection, record: &MessageRecord) -> Result<(), StoreError> {
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO provider_ids (org_id, connection_id, provider_message_id, message_id)
+         VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (org_id, connection_id, provider_message_id)
+         DO UPDATE SET message_id = excluded.message_id",
+    )?;
+    for id in record.provider_ids() {
+        stmt.execute(params![
+            record.org_id,
+            record.connection_id,
+            id,
+            record.message_id
+        ])?;
+    }
+    Ok(())
+}
+
+fn part_lifetime_micros() -> i64 {
+    INBOUND_PART_LIFETIME.num_microseconds().unwrap_or(i64::MAX)
 }
 
 #[async_trait]
@@ -357,7 +516,9 @@ impl MessageStore for SqliteStore {
             let mut record = load_message(&tx, &org, &id)?
                 .ok_or_else(|| StoreError::Corrupt(format!("no claimed message {id}")))?;
             record.complete(&done);
+            // One transaction: the record is never completed without its index.
             save_message(&tx, &record)?;
+            index_provider_ids(&tx, &record)?;
             tx.commit()?;
             Ok(record)
         })
@@ -366,12 +527,18 @@ impl MessageStore for SqliteStore {
 
     async fn release_claim(&self, org_id: &str, message_id: &str) -> Result<(), StoreError> {
         let (org, id) = (org_id.to_string(), message_id.to_string());
-        let sending = to_json(&crate::domain::SendState::Sending)?;
         self.run(move |db| {
-            db.execute(
-                "DELETE FROM messages WHERE org_id = ?1 AND message_id = ?2 AND send_state = ?3",
-                params![org, id, sending],
-            )?;
+            let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            // A completed or attempted send keeps its record: only an untried claim goes back.
+            let untried = load_message(&tx, &org, &id)?
+                .is_some_and(|r| r.send_state == SendState::Sending && r.attempts == 0);
+            if untried {
+                tx.execute(
+                    "DELETE FROM messages WHERE org_id = ?1 AND message_id = ?2",
+                    params![org, id],
+                )?;
+            }
+            tx.commit()?;
             Ok(())
         })
         .await
@@ -400,8 +567,9 @@ impl MessageStore for SqliteStore {
         self.run(move |db| {
             let doc: Option<String> = db
                 .query_row(
-                    "SELECT doc FROM messages
-                     WHERE org_id = ?1 AND connection_id = ?2 AND provider_message_id = ?3",
+                    "SELECT m.doc FROM provider_ids AS p
+                     JOIN messages AS m ON m.org_id = p.org_id AND m.message_id = p.message_id
+                     WHERE p.org_id = ?1 AND p.connection_id = ?2 AND p.provider_message_id = ?3",
                     params![org, conn, pmid],
                     |row| row.get(0),
                 )
@@ -483,7 +651,7 @@ impl MessageStore for SqliteStore {
             connection_id.to_string(),
             number.to_string(),
         );
-        let accepted = to_json(&crate::domain::SendState::Accepted)?;
+        let accepted = to_json(&SendState::Accepted)?;
         self.run(move |db| {
             Ok(db
                 .query_row(
@@ -507,11 +675,21 @@ impl MessageStore for SqliteStore {
     ) -> Result<(), StoreError> {
         let (org, number) = (org_id.to_string(), number.to_string());
         self.run(move |db| {
+            // A change older than the recorded one is ignored; of equal times the later call wins.
             db.execute(
-                "INSERT INTO opt_outs (org_id, number, opted_out, updated_at) VALUES (?1, ?2, ?3, ?4)
+                "INSERT INTO opt_outs (org_id, number, opted_out, updated_at, at_micros)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
                  ON CONFLICT (org_id, number) DO UPDATE
-                 SET opted_out = excluded.opted_out, updated_at = excluded.updated_at",
-                params![org, number, opted_out, at.to_rfc3339()],
+                 SET opted_out = excluded.opted_out, updated_at = excluded.updated_at,
+                     at_micros = excluded.at_micros
+                 WHERE excluded.at_micros >= opt_outs.at_micros",
+                params![
+                    org,
+                    number,
+                    opted_out,
+                    at.to_rfc3339(),
+                    at.timestamp_micros()
+                ],
             )?;
             Ok(())
         })
@@ -538,39 +716,38 @@ impl MessageStore for SqliteStore {
         part: &InboundPart,
     ) -> Result<Option<JoinedReply>, StoreError> {
         let part = part.clone();
+        let stale_before = Utc::now().timestamp_micros() - part_lifetime_micros();
         self.run(move |db| {
             let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            // A repeat of the same part replaces it: kept once, as received last.
             tx.execute(
-                "INSERT OR IGNORE INTO inbound_parts
-                 (org_id, connection_id, sender, reference, total, idx, text, received_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                "INSERT INTO inbound_parts
+                 (org_id, connection_id, sender, reference, idx, provider_message_id, total, text,
+                  received_at_micros)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                 ON CONFLICT (org_id, connection_id, sender, reference, idx, provider_message_id)
+                 DO UPDATE SET total = excluded.total, text = excluded.text,
+                               received_at_micros = excluded.received_at_micros",
                 params![
                     part.org_id,
                     part.connection_id,
                     part.from,
                     part.reference,
-                    part.total,
                     part.index,
+                    part.provider_message_id,
+                    part.total,
                     part.text,
-                    part.received_at.to_rfc3339()
+                    part.received_at.timestamp_micros(),
                 ],
             )?;
-            let key = params![part.org_id, part.connection_id, part.from, part.reference];
-            let texts = {
-                let mut stmt = tx.prepare(
-                    "SELECT text FROM inbound_parts
-                     WHERE org_id = ?1 AND connection_id = ?2 AND sender = ?3 AND reference = ?4
-                     ORDER BY idx",
-                )?;
-                stmt.query_map(key, |row| row.get::<_, String>(0))?
-                    .collect::<Result<Vec<_>, _>>()?
-            };
-            let joined = (texts.len() >= usize::from(part.total)).then(|| JoinedReply {
-                text: texts.concat(),
-                part_ids: Vec::new(),
-            });
+            // After the insert, so that a part that is itself stale goes too and joins nothing.
+            tx.execute(
+                "DELETE FROM inbound_parts WHERE org_id = ?1 AND received_at_micros < ?2",
+                params![part.org_id, stale_before],
+            )?;
+            let parts = group_parts(&tx, &part)?;
             tx.commit()?;
-            Ok(joined)
+            Ok(join_parts(part.total, parts))
         })
         .await
     }
@@ -578,17 +755,174 @@ impl MessageStore for SqliteStore {
     async fn forget_inbound_parts(
         &self,
         part: &InboundPart,
-        _joined: &JoinedReply,
+        joined: &JoinedReply,
     ) -> Result<(), StoreError> {
-        let part = part.clone();
+        let (part, joined) = (part.clone(), joined.clone());
         self.run(move |db| {
-            db.execute(
-                "DELETE FROM inbound_parts
-                 WHERE org_id = ?1 AND connection_id = ?2 AND sender = ?3 AND reference = ?4",
-                params![part.org_id, part.connection_id, part.from, part.reference],
-            )?;
+            let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            // `part_ids` are in index order, one per index from 1: exactly the joined parts, not
+            // a later message's parts that reuse the reference.
+            for (index, id) in (1i64..).zip(&joined.part_ids) {
+                tx.execute(
+                    "DELETE FROM inbound_parts
+                     WHERE org_id = ?1 AND connection_id = ?2 AND sender = ?3 AND reference = ?4
+                       AND idx = ?5 AND provider_message_id = ?6",
+                    params![
+                        part.org_id,
+                        part.connection_id,
+                        part.from,
+                        part.reference,
+                        index,
+                        id
+                    ],
+                )?;
+            }
+            tx.commit()?;
             Ok(())
         })
         .await
+    }
+}
+
+/// Every stored part of `part`'s group.
+fn group_parts(
+    tx: &rusqlite::Connection,
+    part: &InboundPart,
+) -> Result<Vec<StoredPart>, StoreError> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT total, idx, provider_message_id, text, received_at_micros FROM inbound_parts
+         WHERE org_id = ?1 AND connection_id = ?2 AND sender = ?3 AND reference = ?4",
+    )?;
+    let rows = stmt.query_map(
+        params![part.org_id, part.connection_id, part.from, part.reference],
+        |row| {
+            Ok(StoredPart {
+                total: row.get(0)?,
+                index: row.get(1)?,
+                provider_message_id: row.get(2)?,
+                text: row.get(3)?,
+                received_at_micros: row.get(4)?,
+            })
+        },
+    )?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{PartStatus, Provider};
+
+    fn completed_record() -> MessageRecord {
+        let at = Utc::now();
+        MessageRecord {
+            org_id: "O".into(),
+            message_id: "m1".into(),
+            connection_id: "c1".into(),
+            provider: Provider::Vonage,
+            user_id: "U".into(),
+            to: "+14155550100".into(),
+            body: "hi".into(),
+            segments: 2,
+            encoding: "gsm7".into(),
+            send_state: SendState::Accepted,
+            status: Some(Status::Accepted),
+            provider_message_id: Some("p1".into()),
+            parts: ["p1", "p2"]
+                .map(|id| PartStatus {
+                    provider_message_id: id.into(),
+                    status: Some(Status::Accepted),
+                })
+                .into(),
+            error: None,
+            attempts: 1,
+            created_at: at,
+            updated_at: at,
+        }
+    }
+
+    /// A file as the first release left it: a completed two-part message and a STOP.
+    fn old_file(dir: &Path, stop_at: DateTime<Utc>) {
+        let db = rusqlite::Connection::open(dir.join(FILE_NAME)).unwrap();
+        db.execute_batch(BASE_SCHEMA).unwrap();
+        let record = completed_record();
+        db.execute(
+            "INSERT INTO messages (org_id, message_id, connection_id, provider, recipient,
+             send_state, provider_message_id, created_at, doc)
+             VALUES ('O', 'm1', 'c1', 'vonage', ?1, '\"accepted\"', 'p1', ?2, ?3)",
+            params![
+                record.to,
+                record.created_at.to_rfc3339(),
+                to_json(&record).unwrap()
+            ],
+        )
+        .unwrap();
+        db.execute(
+            "INSERT INTO opt_outs VALUES ('O', '+14155550100', 1, ?1)",
+            params![stop_at.to_rfc3339()],
+        )
+        .unwrap();
+        db.execute(
+            "INSERT INTO inbound_parts VALUES ('O', 'c1', '+1', 'r', 2, 1, 'old', ?1)",
+            params![stop_at.to_rfc3339()],
+        )
+        .unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_old_file_is_migrated_and_keeps_working() {
+        let dir = tempfile::tempdir().unwrap();
+        let stop_at = Utc::now() - chrono::TimeDelta::minutes(5);
+        old_file(dir.path(), stop_at);
+        let store = SqliteStore::open(dir.path()).unwrap();
+        for id in ["p1", "p2"] {
+            let found = store.find_by_provider_message_id("O", "c1", id).await;
+            assert_eq!(found.unwrap().map(|m| m.message_id).as_deref(), Some("m1"));
+        }
+        assert!(
+            store
+                .find_by_provider_message_id("O", "c2", "p1")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        // The migrated STOP keeps its time: a START from before it changes nothing.
+        let number = "+14155550100";
+        let before = stop_at - chrono::TimeDelta::seconds(1);
+        store.set_opt_out("O", number, false, before).await.unwrap();
+        assert!(store.is_opted_out("O", number).await.unwrap());
+        store
+            .set_opt_out("O", number, false, Utc::now())
+            .await
+            .unwrap();
+        assert!(!store.is_opted_out("O", number).await.unwrap());
+        drop(store);
+
+        // Opening again runs nothing twice.
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let (version, old_index): (i64, i64) = store
+            .run(|db| {
+                let version = db.pragma_query_value(None, "user_version", |row| row.get(0))?;
+                let old_index = db.query_row(
+                    "SELECT count(*) FROM sqlite_master WHERE name = 'messages_by_provider_id'",
+                    [],
+                    |row| row.get(0),
+                )?;
+                Ok((version, old_index))
+            })
+            .await
+            .unwrap();
+        assert_eq!(version, MIGRATIONS.len() as i64);
+        assert_eq!(old_index, 0, "the dropped index stays dropped");
+    }
+
+    #[tokio::test]
+    async fn a_file_from_a_newer_release_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(SqliteStore::open(dir.path()).unwrap());
+        let db = rusqlite::Connection::open(dir.path().join(FILE_NAME)).unwrap();
+        db.pragma_update(None, "user_version", 99).unwrap();
+        drop(db);
+        assert!(SqliteStore::open(dir.path()).is_err());
     }
 }
