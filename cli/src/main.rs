@@ -42,7 +42,8 @@ enum Command {
         #[arg(long, default_value = DEFAULT_ADDR)]
         addr: String,
     },
-    /// Run a local stand-in for the providers' send APIs (point BYOSMS_TWILIO_API_URL at it).
+    /// Run every provider's local stand-in for its send API, each under /{provider}; prints the
+    /// BYOSMS_<PROVIDER>_API_URL lines that point the other commands at them.
     Sandbox {
         #[arg(long, default_value = "127.0.0.1:4010")]
         addr: String,
@@ -182,6 +183,22 @@ enum SimulateCommand {
     },
 }
 
+/// Serves the stand-ins and prints, on stdout, the lines that make the other commands use them.
+async fn sandbox(addr: &str, settings: &Settings) -> Result<bool, CliError> {
+    use byosms_cli::sandbox;
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    let registry = byosms::providers::Registry::new(settings);
+    eprintln!("byosms sandbox on http://{bound}; Ctrl-C stops it. In the other terminals:");
+    for adapter in registry.all() {
+        for line in sandbox::export_lines(bound, adapter.provider()) {
+            println!("{line}");
+        }
+    }
+    sandbox::serve(listener, sandbox::router(registry.all())).await?;
+    Ok(true)
+}
+
 fn deps(
     cli: &Cli,
     sdk: Option<&aws_config::SdkConfig>,
@@ -219,13 +236,7 @@ async fn run(cli: Cli) -> Result<bool, CliError> {
         return Ok(true);
     }
     if let Command::Sandbox { addr } = &cli.command {
-        let listener = tokio::net::TcpListener::bind(addr).await?;
-        let bound = listener.local_addr()?;
-        eprintln!(
-            "byosms sandbox on http://{bound}; use it with BYOSMS_TWILIO_API_URL=http://{bound}"
-        );
-        byosms_cli::sandbox::serve(listener).await?;
-        return Ok(true);
+        return sandbox(addr, &settings).await;
     }
     // Callbacks and printed URLs point at the local gateway unless a public base is configured.
     settings

@@ -2,20 +2,40 @@
 //! a sandbox in the background, every other command against the same data directory.
 
 use serde_json::Value;
+use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_byosms");
 
-/// A background `byosms` process, stopped when the test ends.
-struct Background(Child);
+/// A background `byosms` process, stopped when the test ends. Its stdout stays open while it
+/// runs, so that what it prints after the lines read never meets a closed pipe.
+struct Background {
+    child: Child,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Background {
+    /// The value of the `export {name}=...` line the process printed.
+    fn exported(&mut self, name: &str) -> String {
+        let prefix = format!("export {name}=");
+        let mut line = String::new();
+        while self.stdout.read_line(&mut line).unwrap() > 0 {
+            if let Some(value) = line.trim_end().strip_prefix(&prefix) {
+                return value.to_string();
+            }
+            line.clear();
+        }
+        panic!("no `{prefix}...` line was printed");
+    }
+}
 
 impl Drop for Background {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -25,16 +45,17 @@ fn free_addr() -> String {
 }
 
 fn start(data_dir: &Path, args: &[&str], addr: &str) -> Background {
-    let child = Command::new(BIN)
+    let mut child = Command::new(BIN)
         .arg("--data-dir")
         .arg(data_dir)
         .args(args)
         .args(["--addr", addr])
         .env_remove("BYOSMS_PUBLIC_BASE_URL")
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
     let deadline = Instant::now() + Duration::from_secs(20);
     while TcpStream::connect(addr).is_err() {
         assert!(
@@ -43,15 +64,16 @@ fn start(data_dir: &Path, args: &[&str], addr: &str) -> Background {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    Background(child)
+    Background { child, stdout }
 }
 
-fn byosms(data_dir: &Path, sandbox: &str, args: &[&str]) -> Output {
+/// A one-shot command, Twilio's API at `twilio_api`.
+fn byosms(data_dir: &Path, twilio_api: &str, args: &[&str]) -> Output {
     Command::new(BIN)
         .arg("--data-dir")
         .arg(data_dir)
         .args(args)
-        .env("BYOSMS_TWILIO_API_URL", format!("http://{sandbox}"))
+        .env("BYOSMS_TWILIO_API_URL", twilio_api)
         .env_remove("BYOSMS_PUBLIC_BASE_URL")
         .output()
         .unwrap()
@@ -73,7 +95,10 @@ fn the_readme_walkthrough() {
     let data = dir.path().join(".byosms");
     let (gateway_addr, sandbox_addr) = (free_addr(), free_addr());
     let _gateway = start(&data, &["serve"], &gateway_addr);
-    let _sandbox = start(&data, &["sandbox"], &sandbox_addr);
+    let mut sandbox = start(&data, &["sandbox"], &sandbox_addr);
+    // The line the sandbox prints is the one the README has the reader paste.
+    let twilio_api = sandbox.exported("BYOSMS_TWILIO_API_URL");
+    assert_eq!(twilio_api, format!("http://{sandbox_addr}/twilio"));
     let gateway = format!("http://{gateway_addr}");
     let conn_file = dir.path().join("conn.json");
     std::fs::write(
@@ -84,7 +109,7 @@ fn the_readme_walkthrough() {
             "from": "+14155550199", "access": "all"}"#,
     )
     .unwrap();
-    let run = |args: &[&str]| byosms(&data, &sandbox_addr, args);
+    let run = |args: &[&str]| byosms(&data, &twilio_api, args);
 
     let added = ok(run(&[
         "connection",
@@ -250,7 +275,7 @@ fn bad_input_is_refused_with_the_field_named() {
     std::fs::write(&file, r#"{"provider": "twilio", "name": "x", "accountSid": "AC1", "authToken": "topsecretvalue", "from": "+1"}"#).unwrap();
     let out = byosms(
         &data,
-        "127.0.0.1:9",
+        "http://127.0.0.1:9",
         &[
             "connection",
             "add",
@@ -273,7 +298,7 @@ fn bad_input_is_refused_with_the_field_named() {
     std::fs::write(&file, "{not json").unwrap();
     let out = byosms(
         &data,
-        "127.0.0.1:9",
+        "http://127.0.0.1:9",
         &[
             "connection",
             "add",
@@ -291,7 +316,7 @@ fn bad_input_is_refused_with_the_field_named() {
 
     let out = byosms(
         &data,
-        "127.0.0.1:9",
+        "http://127.0.0.1:9",
         &["message", "show", "--org", "ORG_1", "--message-id", "nope"],
     );
     assert!(!out.status.success());
@@ -309,7 +334,7 @@ fn the_data_directory_is_private() {
     let data = dir.path().join(".byosms");
     ok(byosms(
         &data,
-        "127.0.0.1:9",
+        "http://127.0.0.1:9",
         &["connection", "list", "--org", "ORG_1"],
     ));
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;

@@ -10,6 +10,22 @@ use url::Url;
 pub const DEFAULT_CONNECTIONS_TABLE: &str = "byosms-connections";
 pub const DEFAULT_MESSAGES_TABLE: &str = "byosms-messages";
 pub const DEFAULT_SECRET_PREFIX: &str = "byosms/";
+/// Sinch's token endpoint is on a host of its own.
+pub const SINCH_AUTH_API_URL: &str = "BYOSMS_SINCH_AUTH_API_URL";
+
+/// `BYOSMS_<PROVIDER>_API_URL`: where `provider`'s API calls go instead of the provider.
+pub fn api_url_variable(provider: Provider) -> String {
+    format!("BYOSMS_{}_API_URL", provider.as_str().to_ascii_uppercase())
+}
+
+/// Every variable that moves one of `provider`'s API bases (to a mock, or to its stand-in).
+pub fn api_url_variables(provider: Provider) -> Vec<String> {
+    let mut names = vec![api_url_variable(provider)];
+    if provider == Provider::Sinch {
+        names.push(SINCH_AUTH_API_URL.to_string());
+    }
+    names
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -99,13 +115,13 @@ impl Settings {
             settings.public_base_url = Some(parse_url("BYOSMS_PUBLIC_BASE_URL", &v)?);
         }
         for provider in Provider::ALL {
-            let name = format!("BYOSMS_{}_API_URL", provider.as_str().to_ascii_uppercase());
+            let name = api_url_variable(provider);
             if let Some(v) = get(&name) {
                 settings.api_urls.insert(provider, parse_url(&name, &v)?);
             }
         }
-        if let Some(v) = get("BYOSMS_SINCH_AUTH_API_URL") {
-            settings.sinch_auth_api_url = Some(parse_url("BYOSMS_SINCH_AUTH_API_URL", &v)?);
+        if let Some(v) = get(SINCH_AUTH_API_URL) {
+            settings.sinch_auth_api_url = Some(parse_url(SINCH_AUTH_API_URL, &v)?);
         }
         Ok(settings)
     }
@@ -140,6 +156,21 @@ mod tests {
                 .unwrap()
                 .as_str(),
             "https://sms.example.com/distribution-providers/v1/receive/distribution/status/twilio-sms/ORG%201"
+        );
+    }
+
+    #[test]
+    fn each_api_url_variable_moves_its_providers_api() {
+        let stand_in = "http://127.0.0.1:4010/sinch";
+        let names = api_url_variables(Provider::Sinch);
+        assert_eq!(names, ["BYOSMS_SINCH_API_URL", "BYOSMS_SINCH_AUTH_API_URL"]);
+        let s = Settings::from_lookup(|k| names.iter().any(|n| n == k).then(|| stand_in.into()))
+            .unwrap();
+        assert_eq!(s.api_urls[&Provider::Sinch].as_str(), stand_in);
+        assert_eq!(s.sinch_auth_api_url.unwrap().as_str(), stand_in);
+        assert_eq!(
+            api_url_variables(Provider::Twilio),
+            ["BYOSMS_TWILIO_API_URL"]
         );
     }
 

@@ -1,7 +1,12 @@
-//! Provider adapters: one module per provider that knows everything about that provider and
-//! nothing else. Adding a provider means adding a module and one line in [`Registry::new`].
+//! Provider adapters: one folder per provider (`<provider>/mod.rs` the adapter, `tests.rs` its
+//! unit tests, `stand_in.rs` its local imitation) that knows everything about that provider and
+//! nothing else. Adding a provider means adding its folder and one line in [`Registry::new`]; the
+//! contract suite (`tests/tests/bundle/contract.rs`) and the fuzz target pick it up from
+//! [`Registry::all`].
 
 pub mod http;
+#[cfg(feature = "stand-in")]
+pub mod stand_in;
 pub mod twilio;
 
 use crate::config::Settings;
@@ -307,6 +312,23 @@ pub trait ProviderAdapter: Send + Sync {
         connection: &Connection,
         secrets: &ConnectionSecrets,
     ) -> Result<SignedRequest, ParseError>;
+
+    /// A complete, valid connection's provider fields (everything but provider, name, access and
+    /// enabled), with obviously fake values: what the contract suite, the fuzz target and the
+    /// docs start from.
+    fn example_fields(&self) -> Map<String, Value>;
+
+    /// Whether [`ProviderAdapter::authenticate`] refuses a request whose payload (body, or query
+    /// when the body is empty) was changed in transit, because the provider signs it. `false`
+    /// for providers that authenticate webhooks with a shared credential alone (HTTP Basic), where
+    /// only a changed credential can be caught; the contract suite holds each adapter to its word.
+    fn webhook_auth_covers_payload(&self) -> bool {
+        true
+    }
+
+    /// The local imitation of the provider's send API (`byosms sandbox`, the contract suite).
+    #[cfg(feature = "stand-in")]
+    fn stand_in(&self) -> stand_in::StandIn;
 }
 
 /// The adapters of every supported provider, by provider. Each adapter is built once with its
@@ -318,17 +340,50 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// The one place adapters are registered: one line each.
     pub fn new(settings: &Settings) -> Self {
         let api_url = |p: Provider| settings.api_urls.get(&p).cloned();
-        let mut adapters: HashMap<Provider, Arc<dyn ProviderAdapter>> = HashMap::new();
-        adapters.insert(
-            Provider::Twilio,
-            Arc::new(twilio::Twilio::new(api_url(Provider::Twilio))),
-        );
-        Registry { adapters }
+        let adapters: Vec<Arc<dyn ProviderAdapter>> =
+            vec![Arc::new(twilio::Twilio::new(api_url(Provider::Twilio)))];
+        Registry {
+            adapters: adapters.into_iter().map(|a| (a.provider(), a)).collect(),
+        }
     }
 
     pub fn get(&self, provider: Provider) -> Option<&dyn ProviderAdapter> {
         self.adapters.get(&provider).map(|a| a.as_ref())
+    }
+
+    /// Every registered adapter, in [`Provider::ALL`] order.
+    pub fn all(&self) -> impl Iterator<Item = &dyn ProviderAdapter> {
+        Provider::ALL.into_iter().filter_map(|p| self.get(p))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_registry_lists_each_adapter_once_in_provider_order() {
+        let registry = Registry::new(&Settings::default());
+        let listed: Vec<Provider> = registry.all().map(|a| a.provider()).collect();
+        // `Provider`'s order is its declaration order, which is `Provider::ALL`'s.
+        assert!(listed.windows(2).all(|w| w[0] < w[1]), "{listed:?}");
+        assert!(listed.contains(&Provider::Twilio));
+    }
+
+    #[test]
+    fn every_example_connection_is_valid() {
+        let registry = Registry::new(&Settings::default());
+        for adapter in registry.all() {
+            let fields = adapter.example_fields();
+            assert!(
+                adapter.validate_connection(&fields).is_ok(),
+                "{}: {:?}",
+                adapter.provider(),
+                adapter.validate_connection(&fields).err()
+            );
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! Black-box tests of the bundle. Each pipeline test runs on both stores: the embedded SQLite
 //! file and DynamoDB + Secrets Manager (the real AWS SDK against moto, started by scripts/test).
 
+mod contract;
 mod functions;
 mod gateway;
 mod idempotency;

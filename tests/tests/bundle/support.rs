@@ -1,12 +1,16 @@
 //! What the black-box tests share: deps on either store (the embedded SQLite file or DynamoDB and
-//! Secrets Manager on moto), a Twilio connection, a strict mock Twilio API, Twilio signing, the
-//! gateway on a free port, and the captured JSON logs.
+//! Secrets Manager on moto), any provider's example connection, its stand-in on a free port,
+//! settings that point each provider's API at a mock or a stand-in, the gateway on a free port,
+//! and the captured JSON logs. For the Twilio-only tests: a Twilio connection with known
+//! credentials, a strict mock Twilio API, and Twilio signing.
 
-use byosms::config::RetryPolicy;
-use byosms::domain::Connection;
+use byosms::config::{RetryPolicy, api_url_variables};
+use byosms::domain::{Connection, Provider};
 use byosms::pipeline::admin;
+use byosms::providers::{ProviderAdapter, Registry};
 use byosms::{Deps, Settings};
-use serde_json::json;
+use serde_json::{Value, json};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -71,20 +75,70 @@ pub async fn create_tables(client: &aws_sdk_dynamodb::Client) -> (String, String
 
 /// Settings for tests: Twilio's API at `twilio_api`, callbacks on a public test host, fast retries.
 pub fn settings(twilio_api: Option<&str>) -> Settings {
-    let mut settings = Settings {
+    let api_urls: Vec<(Provider, String)> = twilio_api
+        .map(|url| (Provider::Twilio, url.to_string()))
+        .into_iter()
+        .collect();
+    settings_with_api_urls(&api_urls)
+}
+
+/// Settings for tests with each of these providers' APIs at its URL, set through the
+/// `BYOSMS_*_API_URL` variables as a deployment sets them; callbacks on a public test host, fast
+/// retries.
+pub fn settings_with_api_urls(api_urls: &[(Provider, String)]) -> Settings {
+    let variables: HashMap<String, String> = api_urls
+        .iter()
+        .flat_map(|(provider, url)| {
+            api_url_variables(*provider)
+                .into_iter()
+                .map(|v| (v, url.clone()))
+        })
+        .collect();
+    Settings {
         public_base_url: Some("https://sms.example.test".parse().unwrap()),
         retry: RetryPolicy {
             max_attempts: 3,
             first_delay: Duration::from_millis(5),
         },
-        ..Settings::default()
-    };
-    if let Some(api) = twilio_api {
-        settings
-            .api_urls
-            .insert(byosms::domain::Provider::Twilio, api.parse().unwrap());
+        ..Settings::from_lookup(|name| variables.get(name).cloned()).expect("valid API URLs")
     }
-    settings
+}
+
+/// Every adapter as the registry builds it without overrides.
+pub fn registry() -> Registry {
+    Registry::new(&Settings::default())
+}
+
+/// The stand-ins of `adapters` on one free loopback port, each under its sandbox mount path, as
+/// `byosms sandbox` serves them.
+async fn serve_stand_ins<'a>(
+    adapters: impl IntoIterator<Item = &'a dyn ProviderAdapter>,
+) -> std::net::SocketAddr {
+    let router = byosms_cli::sandbox::router(adapters);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(byosms_cli::sandbox::serve(listener, router));
+    addr
+}
+
+/// `provider`'s stand-in on a free loopback port; returns its base URL.
+pub async fn start_stand_in(provider: Provider) -> String {
+    let registry = registry();
+    let adapter = registry
+        .get(provider)
+        .unwrap_or_else(|| panic!("{provider} has no registered adapter"));
+    let addr = serve_stand_ins([adapter]).await;
+    byosms_cli::sandbox::base_url(addr, provider)
+}
+
+/// Test settings with every registered provider's API at its own stand-in (started here).
+pub async fn settings_with_stand_ins() -> Settings {
+    let mut api_urls = Vec::new();
+    for adapter in registry().all() {
+        let provider = adapter.provider();
+        api_urls.push((provider, start_stand_in(provider).await));
+    }
+    settings_with_api_urls(&api_urls)
 }
 
 pub async fn deps(backend: Backend, mut settings: Settings) -> TestDeps {
@@ -113,18 +167,45 @@ pub async fn deps(backend: Backend, mut settings: Settings) -> TestDeps {
     }
 }
 
+/// `provider`'s example connection (its adapter's `example_fields`), through the admin pipeline.
+pub async fn add_connection(deps: &Deps, provider: Provider, org: &str, id: &str) -> Connection {
+    add_connection_with(deps, provider, org, id, json!({})).await
+}
+
+/// `provider`'s example connection with `overrides` (provider fields, or name, access, enabled)
+/// put over it.
+pub async fn add_connection_with(
+    deps: &Deps,
+    provider: Provider,
+    org: &str,
+    id: &str,
+    overrides: Value,
+) -> Connection {
+    let adapter = deps
+        .registry
+        .get(provider)
+        .unwrap_or_else(|| panic!("{provider} has no registered adapter"));
+    let mut input = adapter.example_fields();
+    input.insert("provider".into(), json!(provider.as_str()));
+    input.insert("name".into(), json!(format!("{provider} test")));
+    if let Value::Object(overrides) = overrides {
+        input.extend(overrides);
+    }
+    admin::add_connection(deps, org, Some(id), &Value::Object(input), None)
+        .await
+        .unwrap_or_else(|e| panic!("{provider} connection {id}: {e}"))
+}
+
+/// A Twilio connection with this suite's known credentials, usable by UR_1 only.
 pub async fn add_twilio(deps: &Deps, org: &str, id: &str, from: &str) -> Connection {
-    let input = json!({
-        "provider": "twilio",
+    let overrides = json!({
         "name": "Twilio test",
         "accountSid": ACCOUNT_SID,
         "authToken": AUTH_TOKEN,
         "from": from,
         "access": {"users": ["UR_1"]},
     });
-    admin::add_connection(deps, org, Some(id), &input, None)
-        .await
-        .expect("valid twilio connection")
+    add_connection_with(deps, Provider::Twilio, org, id, overrides).await
 }
 
 /// `X-Twilio-Signature` for a form POST to `url`.

@@ -542,3 +542,137 @@ fn get_webhooks_sign_the_url_alone_and_carry_the_payload_in_the_query() {
         Err(AuthError::Invalid("X-Twilio-Signature"))
     );
 }
+
+#[test]
+fn a_provider_error_is_answered_as_an_excerpt() {
+    let long = format!("Bad\nrequest: {}", "x".repeat(5000));
+    let e = classify(400, &json!({"code": 21408, "message": long}).to_string());
+    assert!(e.message.chars().count() <= crate::providers::http::ERROR_EXCERPT_CHARS);
+    assert!(e.message.starts_with("Bad request: xxx"), "{}", e.message);
+    // Without words of Twilio's own, the status says what happened.
+    assert_eq!(classify(502, "<html>").message, "Twilio answered HTTP 502");
+}
+
+/// The example connection, validated, as the connection store would hold it.
+fn example_connection() -> (Connection, ConnectionSecrets) {
+    let fields = Twilio::default()
+        .validate_connection(&Twilio::default().example_fields())
+        .unwrap();
+    let (mut connection, _) = connection();
+    connection.settings = fields.settings;
+    (connection, fields.secrets)
+}
+
+async fn send_to(
+    twilio: &Twilio,
+    connection: &Connection,
+    secrets: &ConnectionSecrets,
+    to: &str,
+    body: &str,
+) -> Result<Accepted, SendError> {
+    let http = crate::providers::http::ProviderHttp::new();
+    let ctx = SendContext {
+        http: &http,
+        connection,
+        secrets,
+        status_callback: None,
+        inbound_callback: None,
+    };
+    let message = OutboundMessage {
+        message_id: "m1".into(),
+        to: to.into(),
+        body: body.into(),
+    };
+    twilio.send(&ctx, &message).await
+}
+
+#[tokio::test]
+async fn sends_under_the_api_bases_path_and_keeps_the_wait_twilio_asks_for() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let server = MockServer::start().await;
+    let (connection, secrets) = example_connection();
+    let account = connection.setting("accountSid").unwrap();
+    Mock::given(method("POST"))
+        .and(path(format!(
+            "/twilio/2010-04-01/Accounts/{account}/Messages.json"
+        )))
+        .respond_with(
+            ResponseTemplate::new(429)
+                .insert_header("Retry-After", "7")
+                .set_body_json(json!({"code": 20429, "message": "Too Many Requests"})),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let base = Url::parse(&format!("{}/twilio/", server.uri())).unwrap();
+    let err = send_to(
+        &Twilio::new(Some(base)),
+        &connection,
+        &secrets,
+        "+14155550100",
+        "hi",
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        (err.code, err.retry, err.retry_after),
+        (
+            SendErrorCode::Throttled,
+            Retry::NotAccepted,
+            Some(std::time::Duration::from_secs(7))
+        )
+    );
+}
+
+/// The stand-in checks what Twilio checks, seen through the adapter that talks to it.
+#[cfg(feature = "stand-in")]
+#[tokio::test]
+async fn the_stand_in_refuses_what_twilio_refuses() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = axum::Router::new().nest("/twilio", stand_in::stand_in().router);
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let twilio = Twilio::new(Some(Url::parse(&format!("http://{addr}/twilio")).unwrap()));
+    let (mut connection, secrets) = example_connection();
+    let send = |connection: Connection, secrets: ConnectionSecrets, to: &str, body: &str| {
+        let (twilio, to, body) = (&twilio, to.to_string(), body.to_string());
+        async move { send_to(twilio, &connection, &secrets, &to, &body).await }
+    };
+
+    let accepted = send(connection.clone(), secrets.clone(), "+14155550100", "hi")
+        .await
+        .unwrap();
+    assert!(is_sid(&accepted.provider_message_id, "SM"), "{accepted:?}");
+    assert_eq!(accepted.status, Status::Queued);
+
+    let too_long = send(
+        connection.clone(),
+        secrets.clone(),
+        "+14155550100",
+        &"a".repeat(1601),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(too_long.provider_code.as_deref(), Some("21617"));
+
+    let not_e164 = send(connection.clone(), secrets.clone(), "4155550100", "hi")
+        .await
+        .unwrap_err();
+    assert_eq!(not_e164.code, SendErrorCode::InvalidNumber);
+
+    let mut wrong_token = ConnectionSecrets::default();
+    wrong_token.insert("authToken", "not-hex".into());
+    let refused = send(connection.clone(), wrong_token, "+14155550100", "hi")
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code, SendErrorCode::AuthFailed);
+
+    connection
+        .settings
+        .insert("from".into(), json!(format!("MG{}", "b".repeat(32))));
+    let through_service = send(connection, secrets, "+14155550100", "hi")
+        .await
+        .unwrap();
+    assert_eq!(through_service.status, Status::Accepted);
+}

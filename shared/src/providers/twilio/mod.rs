@@ -1,10 +1,14 @@
 //! Twilio Programmable Messaging: the Messages API, `X-Twilio-Signature`, TwiML acknowledgements.
 //! Facts and vectors: `providers/twilio.md` of the reference material.
 
+#[cfg(feature = "stand-in")]
+mod stand_in;
+
+use super::http::{error_excerpt, join_path};
 use super::{
     Accepted, AuthError, InboundReport, OutboundMessage, ParseError, ParsedItems, ProviderAdapter,
     Retry, SampleEvent, SendContext, SendError, SignedRequest, StatusReport, UnsupportedMediaType,
-    WebhookItem,
+    WebhookItem, retry_after,
 };
 use crate::domain::{
     Connection, ConnectionSecrets, FieldReader, Provider, ProviderFields, SendErrorCode, Status,
@@ -28,15 +32,32 @@ pub const SIGNATURE_HEADER: &str = "x-twilio-signature";
 pub const MESSAGE_ID_PARAM: &str = "messageId";
 const TWIML_EMPTY: &str = r#"<?xml version="1.0" encoding="UTF-8"?><Response/>"#;
 
-/// The Twilio adapter; `api_base` replaces `https://api.twilio.com` (`BYOSMS_TWILIO_API_URL`).
-#[derive(Debug, Default)]
+/// The Twilio adapter; `api_base` replaces `https://api.twilio.com` (`BYOSMS_TWILIO_API_URL`,
+/// which may carry a path prefix, as the sandbox's `/twilio` does).
+#[derive(Debug)]
 pub struct Twilio {
-    api_base: Option<Url>,
+    api_base: Url,
 }
 
 impl Twilio {
     pub fn new(api_base: Option<Url>) -> Self {
-        Twilio { api_base }
+        Twilio {
+            api_base: api_base
+                .unwrap_or_else(|| Url::parse(API_BASE).expect("API_BASE is a valid URL")),
+        }
+    }
+
+    fn messages_endpoint(&self, account_sid: &str) -> String {
+        join_path(
+            &self.api_base,
+            &format!("/2010-04-01/Accounts/{account_sid}/Messages.json"),
+        )
+    }
+}
+
+impl Default for Twilio {
+    fn default() -> Self {
+        Twilio::new(None)
     }
 }
 
@@ -283,10 +304,13 @@ fn classify(http_status: u16, body: &str) -> SendError {
         Value::String(s) => s.clone(),
         other => other.to_string(),
     });
+    // The provider's own words go into our answer only as an excerpt.
     let text = api
         .message
         .or(api.detail)
         .or(api.title)
+        .map(|words| error_excerpt(&words))
+        .filter(|words| !words.is_empty())
         .unwrap_or_else(|| format!("Twilio answered HTTP {http_status}"));
     use SendErrorCode as C;
     let (ours, retry) = match (http_status, code.as_deref()) {
@@ -353,11 +377,7 @@ impl ProviderAdapter for Twilio {
             .secrets
             .expose("authToken")
             .ok_or_else(|| config_error("connection secret has no authToken"))?;
-        let base = self
-            .api_base
-            .as_ref()
-            .map_or(API_BASE, |u| u.as_str().trim_end_matches('/'));
-        let endpoint = format!("{base}/2010-04-01/Accounts/{account_sid}/Messages.json");
+        let endpoint = self.messages_endpoint(account_sid);
 
         let mut form: Vec<(&str, String)> = vec![("To", message.to.clone())];
         match sender(from) {
@@ -386,12 +406,13 @@ impl ProviderAdapter for Twilio {
             .await
             .map_err(|e| SendError::from_transport(&e))?;
         let status = response.status().as_u16();
+        let wait = retry_after(response.headers());
         let body = response
             .text()
             .await
             .map_err(|e| SendError::from_transport(&e))?;
         if !(200..300).contains(&status) {
-            return Err(classify(status, &body));
+            return Err(classify(status, &body).with_retry_after(wait));
         }
         let created: MessageCreated = serde_json::from_str(&body).map_err(|_| {
             SendError::new(
@@ -505,12 +526,13 @@ impl ProviderAdapter for Twilio {
         WebhookReply::new(200, "text/xml", TWIML_EMPTY)
     }
 
-    fn setup_guide(&self, message_url: &Url, _status_url: &Url) -> String {
+    fn setup_guide(&self, message_url: &Url, status_url: &Url) -> String {
         format!(
             "At Twilio, on the sending number (Phone Numbers > Active numbers > the number > Messaging) \
              or on the Messaging Service (Integration > Incoming messages), set \"A message comes in\" \
              to Webhook, HTTP POST, {message_url} (and the same URL as the fallback URL). \
-             Delivery reports need no setup: every message carries its own StatusCallback."
+             Delivery reports need no setup: Twilio takes the status URL per message, and every \
+             message we send carries its own StatusCallback, {status_url}?{MESSAGE_ID_PARAM}=<our message id>."
         )
     }
 
@@ -592,6 +614,25 @@ impl ProviderAdapter for Twilio {
             ],
             body: body.into_bytes(),
         })
+    }
+
+    fn example_fields(&self) -> Map<String, Value> {
+        Map::from_iter([
+            (
+                "accountSid".into(),
+                "AC0123456789abcdef0123456789abcdef".into(),
+            ),
+            (
+                "authToken".into(),
+                "f0e1d2c3b4a5968778695a4b3c2d1e0f".into(),
+            ),
+            ("from".into(), "+14155550199".into()),
+        ])
+    }
+
+    #[cfg(feature = "stand-in")]
+    fn stand_in(&self) -> super::stand_in::StandIn {
+        stand_in::stand_in()
     }
 }
 
