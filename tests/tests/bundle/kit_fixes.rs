@@ -481,3 +481,26 @@ async fn a_rotated_token_is_used_at_once_after_the_provider_refuses_the_old_one(
         "{r:?}"
     );
 }
+
+#[tokio::test]
+async fn a_provider_asking_for_a_long_wait_is_not_hammered() {
+    let twilio = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            twilio_error(429, 20429, "Too Many Requests").insert_header("Retry-After", "60"),
+        )
+        .expect(1)
+        .mount(&twilio)
+        .await;
+    let deps = deps(Backend::Embedded, settings(Some(&twilio.uri()))).await;
+    add_twilio(&deps, ORG, "conn_1", FROM).await;
+    let answer = send(&deps, &send_request(&["m1"])).await.unwrap();
+    let r = &answer.results[0];
+    let e = r.error.as_ref().unwrap();
+    // One attempt, not three within the minute Twilio asked for; the caller may try later.
+    assert_eq!(
+        (e.code.as_str(), e.retryable, r.attempts),
+        ("throttled", true, Some(1)),
+        "{r:?}"
+    );
+}
