@@ -25,7 +25,7 @@ use super::{
 use crate::domain::{Connection, Event, MessageRecord, SendCompletion, SendState, Status};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, Delete, KeySchemaElement, KeyType, Put,
@@ -60,6 +60,25 @@ where
     R: std::fmt::Debug + Send + Sync + 'static,
 {
     StoreError::Unavailable(DisplayErrorContext(err).to_string())
+}
+
+/// A conditional write's outcome: `Ok(true)` written, `Ok(false)` refused by its condition (an
+/// answer, not a failure: the claim was taken, the change was older), `Err` anything else.
+fn conditional<T, E, R>(result: Result<T, SdkError<E, R>>) -> Result<bool, StoreError>
+where
+    E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(err)
+            if err.as_service_error().and_then(|e| e.code())
+                == Some("ConditionalCheckFailedException") =>
+        {
+            Ok(false)
+        }
+        Err(err) => Err(unavailable(err)),
+    }
 }
 
 fn s(value: impl Into<String>) -> AttributeValue {
@@ -297,17 +316,7 @@ impl DynamoStore {
             .expression_attribute_values(":v", AttributeValue::N(read_version.to_string()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(err) => Err(unavailable(err)),
-        }
+        conditional(result)
     }
 
     /// Read, change, write back under the version condition; repeats when it loses a race.
@@ -546,21 +555,14 @@ impl MessageStore for DynamoStore {
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(Claim::Claimed),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                let existing = self
-                    .load_message(&record.org_id, &record.message_id)
-                    .await?
-                    .ok_or_else(|| StoreError::Corrupt("claimed message vanished".into()))?;
-                Ok(Claim::Exists(Box::new(existing.record)))
-            }
-            Err(err) => Err(unavailable(err)),
+        if conditional(result)? {
+            return Ok(Claim::Claimed);
         }
+        let existing = self
+            .load_message(&record.org_id, &record.message_id)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("claimed message vanished".into()))?;
+        Ok(Claim::Exists(Box::new(existing.record)))
     }
 
     async fn complete_send(
@@ -618,17 +620,7 @@ impl MessageStore for DynamoStore {
             .expression_attribute_values(":none", n(0))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(err) => Err(unavailable(err)),
-        }
+        conditional(result).map(|_| ())
     }
 
     async fn get_message(
@@ -771,17 +763,7 @@ impl MessageStore for DynamoStore {
             .expression_attribute_values(":at", n(at_micros))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(err) => Err(unavailable(err)),
-        }
+        conditional(result).map(|_| ())
     }
 
     async fn is_opted_out(&self, org_id: &str, number: &str) -> Result<bool, StoreError> {
