@@ -1,11 +1,12 @@
-//! What one Twilio webhook costs us: verifying and parsing it (CPU only), and the whole receive
-//! pipeline on the embedded store (route, connection lookup, secret, verification, parsing,
-//! status step and event write). `cargo bench -p byosms --bench webhook`.
+//! What one webhook costs us: authenticating and parsing each registered adapter's sample inbound
+//! (CPU only), and the whole receive pipeline for a Twilio inbound on the embedded store (route,
+//! connection lookup, secret, verification, parsing, status step and event write).
+//! `cargo bench -p byosms --bench webhook`.
 
-use byosms::domain::{Access, Connection, ConnectionSecrets, Provider};
+use byosms::domain::{Access, Connection};
 use byosms::pipeline::{admin, receive};
-use byosms::providers::ProviderAdapter;
-use byosms::providers::twilio::{self, Twilio};
+use byosms::providers::twilio;
+use byosms::providers::{Registry, SampleEvent};
 use byosms::webhook::{Route, RouteKind, WebhookRequest};
 use byosms::{Deps, Settings};
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -59,39 +60,68 @@ fn inbound(sid: &str) -> WebhookRequest {
     }
 }
 
+/// Every registered adapter's own signed sample inbound, against its example connection.
 fn verify_and_parse(c: &mut Criterion) {
-    let twilio = Twilio::default();
-    let mut secrets = ConnectionSecrets::default();
-    secrets.insert("authToken", TOKEN.into());
-    let connection = Connection {
-        org_id: "ORG_1".into(),
-        connection_id: "conn_1".into(),
-        provider: Provider::Twilio,
-        name: "bench".into(),
-        access: Access::All,
-        enabled: true,
-        settings: serde_json::json!({"accountSid": ACCOUNT, "from": "+14155550199"})
-            .as_object()
-            .unwrap()
-            .clone(),
-        created_at: chrono::Utc::now(),
-    };
-    let request = inbound("SM00000000000000000000000000000001");
-    c.bench_function(
-        "twilio: verify X-Twilio-Signature and parse an inbound",
-        |b| {
-            b.iter(|| {
-                twilio
-                    .authenticate(black_box(&request), &connection, &secrets)
-                    .unwrap();
-                black_box(
-                    twilio
-                        .parse(&request, RouteKind::Message, &connection)
-                        .unwrap(),
-                );
-            })
-        },
-    );
+    let registry = Registry::new(&Settings::default());
+    let base = url::Url::parse("https://sms.example.com").unwrap();
+    for adapter in registry.all() {
+        let provider = adapter.provider();
+        let fields = adapter
+            .validate_connection(&adapter.example_fields())
+            .unwrap();
+        let connection = Connection {
+            org_id: "ORG_1".into(),
+            connection_id: "conn_1".into(),
+            provider,
+            name: "bench".into(),
+            access: Access::All,
+            enabled: true,
+            settings: fields.settings,
+            created_at: chrono::Utc::now(),
+        };
+        let event = SampleEvent::Inbound {
+            from: "+14155550100".into(),
+            to: connection.setting("from").unwrap_or("+14155550199").into(),
+            text: "5".into(),
+        };
+        let url = Route::url(&base, RouteKind::Message, provider, "ORG_1").unwrap();
+        let sample = adapter
+            .sample_webhook(&event, &url, &connection, &fields.secrets)
+            .unwrap();
+        let request = WebhookRequest {
+            method: sample.method.clone(),
+            public_url: sample.url.to_string(),
+            raw_path: sample.url.path().to_string(),
+            raw_query: sample.url.query().unwrap_or_default().to_string(),
+            headers: sample
+                .headers
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                        http::HeaderValue::from_str(v).unwrap(),
+                    )
+                })
+                .collect(),
+            body: sample.body.clone().into(),
+            received_at: chrono::Utc::now(),
+        };
+        c.bench_function(
+            &format!("{provider}: authenticate and parse its sample inbound"),
+            |b| {
+                b.iter(|| {
+                    adapter
+                        .authenticate(black_box(&request), &connection, &fields.secrets)
+                        .unwrap();
+                    black_box(
+                        adapter
+                            .parse(&request, RouteKind::Message, &connection)
+                            .unwrap(),
+                    );
+                })
+            },
+        );
+    }
 }
 
 fn receive_pipeline(c: &mut Criterion) {
