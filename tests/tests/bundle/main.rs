@@ -10,4 +10,5 @@ mod secrets;
 mod send;
 mod stores;
 mod support;
+mod provider_linkmobility;
 mod webhooks;

@@ -283,7 +283,7 @@ pub fn classify(http_status: u16, body: &str) -> SendError {
         (500..=599, _) => (C::OutcomeUnknown, Retry::OutcomeUnknown),
         (429, _) => (C::Throttled, Retry::NotAccepted),
         (_, _) if lower.contains("throttl") => (C::Throttled, Retry::NotAccepted),
-        (401, _) | (_, Some(106100 | 106101 | 106102)) => (C::AuthFailed, Retry::Never),
+        (401, _) | (_, Some(106100..=106102)) => (C::AuthFailed, Retry::Never),
         (_, Some(106200 | 106201 | 106202 | 106300 | 106301)) => (C::ConfigError, Retry::Never),
         (400, _) if lower.contains("destination") => (C::InvalidNumber, Retry::Never),
         (400, _) if lower.contains("source") => (C::InvalidSender, Retry::Never),
