@@ -137,8 +137,14 @@ async fn an_alphanumeric_or_short_sender_gets_its_ton() {
             settings_with_api_urls(&[(Provider::Linkmobility, server.uri())]),
         )
         .await;
-        add_connection_with(&deps, Provider::Linkmobility, ORG, "conn_1", json!({"from": from}))
-            .await;
+        add_connection_with(
+            &deps,
+            Provider::Linkmobility,
+            ORG,
+            "conn_1",
+            json!({"from": from}),
+        )
+        .await;
         Mock::given(body_partial_json(json!({"source": from, "sourceTON": ton})))
             .respond_with(queued(LINK_ID, 1))
             .expect(1)
@@ -160,13 +166,55 @@ async fn error_answers_are_classified_and_only_throttling_is_retried() {
         }))
     };
     let cases = [
-        ("+4791000001", error(401, 106100, "Invalid authentication"), C::AuthFailed, false, 1),
-        ("+4791000002", error(403, 106102, "Unable to access SMSC credentials"), C::AuthFailed, false, 1),
-        ("+4791000003", error(403, 106200, "Invalid or missing platformId"), C::ConfigError, false, 1),
-        ("+4791000004", error(403, 106301, "Specified gate unavailable"), C::ConfigError, false, 1),
-        ("+4791000005", error(400, 106000, "Parse Error: invalid destination"), C::InvalidNumber, false, 1),
-        ("+4791000006", error(500, 106000, "Unknown error"), C::OutcomeUnknown, false, 1),
-        ("+4791000007", ResponseTemplate::new(204), C::OutcomeUnknown, false, 1),
+        (
+            "+4791000001",
+            error(401, 106100, "Invalid authentication"),
+            C::AuthFailed,
+            false,
+            1,
+        ),
+        (
+            "+4791000002",
+            error(403, 106102, "Unable to access SMSC credentials"),
+            C::AuthFailed,
+            false,
+            1,
+        ),
+        (
+            "+4791000003",
+            error(403, 106200, "Invalid or missing platformId"),
+            C::ConfigError,
+            false,
+            1,
+        ),
+        (
+            "+4791000004",
+            error(403, 106301, "Specified gate unavailable"),
+            C::ConfigError,
+            false,
+            1,
+        ),
+        (
+            "+4791000005",
+            error(400, 106000, "Parse Error: invalid destination"),
+            C::InvalidNumber,
+            false,
+            1,
+        ),
+        (
+            "+4791000006",
+            error(500, 106000, "Unknown error"),
+            C::OutcomeUnknown,
+            false,
+            1,
+        ),
+        (
+            "+4791000007",
+            ResponseTemplate::new(204),
+            C::OutcomeUnknown,
+            false,
+            1,
+        ),
         (
             "+4791000008",
             error(429, 106000, "Too many requests").insert_header("retry-after", "0"),
@@ -183,9 +231,16 @@ async fn error_answers_are_classified_and_only_throttling_is_retried() {
             .mount(&server)
             .await;
         let result = send_one(&deps, &format!("err-{i}"), to, "hi").await;
-        let failure = result.error.clone().unwrap_or_else(|| panic!("{to}: {result:?}"));
+        let failure = result
+            .error
+            .clone()
+            .unwrap_or_else(|| panic!("{to}: {result:?}"));
         assert_eq!(result.status, ResultStatus::Failed, "{to}");
-        assert_eq!((failure.code, failure.retryable), (code, retryable), "{to}: {failure:?}");
+        assert_eq!(
+            (failure.code, failure.retryable),
+            (code, retryable),
+            "{to}: {failure:?}"
+        );
         assert!(!failure.message.contains(PASSWORD));
     }
     server.verify().await;
@@ -231,7 +286,10 @@ async fn the_endpoint_host_goes_through_the_admin_host_rule() {
 async fn deps_with_override() -> TestDeps {
     deps(
         Backend::Embedded,
-        settings_with_api_urls(&[(Provider::Linkmobility, "http://127.0.0.1:9/linkmobility".into())]),
+        settings_with_api_urls(&[(
+            Provider::Linkmobility,
+            "http://127.0.0.1:9/linkmobility".into(),
+        )]),
     )
     .await
 }
@@ -276,10 +334,22 @@ fn cases() -> Vec<Case> {
     let foreign_mo = mo("MO-foreign", "5", "99999").to_string();
     vec![
         case("no Authorization header", None, 401),
-        case("wrong password", Some(basic_authorization(USERNAME, "wrong")), 403),
-        case("wrong username", Some(basic_authorization("someone", PASSWORD)), 403),
+        case(
+            "wrong password",
+            Some(basic_authorization(USERNAME, "wrong")),
+            403,
+        ),
+        case(
+            "wrong username",
+            Some(basic_authorization("someone", PASSWORD)),
+            403,
+        ),
         case("empty Authorization header", Some(String::new()), 403),
-        case("Bearer instead of Basic", Some(format!("Bearer {PASSWORD}")), 403),
+        case(
+            "Bearer instead of Basic",
+            Some(format!("Bearer {PASSWORD}")),
+            403,
+        ),
         case("credentials not in base64", Some("Basic %%%".into()), 403),
         // The URL of another org whose connection has other credentials.
         Case {
@@ -298,16 +368,35 @@ fn cases() -> Vec<Case> {
         with_body("JSON array of strings", br#"["a","b"]"#, 400),
         with_body("JSON object of neither kind", br#"{"hello":"world"}"#, 400),
         with_body("report without id", br#"{"resultCode":1001}"#, 400),
-        with_body("MO without messageId", br#"{"source":"+14155550100","destination":"NO-2333","content":{"userData":"5"}}"#, 400),
+        with_body(
+            "MO without messageId",
+            br#"{"source":"+14155550100","destination":"NO-2333","content":{"userData":"5"}}"#,
+            400,
+        ),
         with_body("oversize body", &vec![b' '; 1024 * 1024 + 1], 413),
         with_type("XML body", Some("application/xml")),
         with_type("text body", Some("text/plain")),
         with_type("no content type", None),
-        with_path("unknown org", route_path("status", "linkmobility-sms", "ORG_NOBODY")),
-        with_path("unknown provider slug", route_path("status", "linkmobility-mms", ORG)),
-        with_path("org without a LINK connection", route_path("status", "sinch", ORG)),
-        with_path("org whose connection is disabled", route_path("status", "linkmobility", "ORG_DISABLED")),
-        with_path("route kind that does not exist", route_path("receipt", "linkmobility-sms", ORG)),
+        with_path(
+            "unknown org",
+            route_path("status", "linkmobility-sms", "ORG_NOBODY"),
+        ),
+        with_path(
+            "unknown provider slug",
+            route_path("status", "linkmobility-mms", ORG),
+        ),
+        with_path(
+            "org without a LINK connection",
+            route_path("status", "sinch", ORG),
+        ),
+        with_path(
+            "org whose connection is disabled",
+            route_path("status", "linkmobility", "ORG_DISABLED"),
+        ),
+        with_path(
+            "route kind that does not exist",
+            route_path("receipt", "linkmobility-sms", ORG),
+        ),
         Case {
             method: "PUT",
             ..case("PUT instead of POST", valid(), 405)
@@ -351,7 +440,11 @@ async fn bad_link_webhooks_are_refused_and_nothing_is_stored() {
         let body = response.text().await.unwrap();
         assert_eq!(status, case.status, "{}: {body}", case.name);
         if status != 405 {
-            assert!(body.contains("\"error\""), "{}: names the problem: {body}", case.name);
+            assert!(
+                body.contains("\"error\""),
+                "{}: names the problem: {body}",
+                case.name
+            );
         }
         assert!(!body.contains(PASSWORD), "{}", case.name);
     }
@@ -381,7 +474,12 @@ fn link_request(route_path: &str, body: &Value) -> WebhookRequest {
 
 async fn post_link(deps: &TestDeps, kind: &str, body: &Value) -> u16 {
     let path = route_path(kind, "linkmobility-sms", ORG);
-    let reply = receive(deps, &Route::from_path(&path).unwrap(), &link_request(&path, body)).await;
+    let reply = receive(
+        deps,
+        &Route::from_path(&path).unwrap(),
+        &link_request(&path, body),
+    )
+    .await;
     assert_eq!(
         (reply.status, reply.content_type, reply.body.as_str()),
         (200, "text/plain", "OK"),
@@ -391,7 +489,12 @@ async fn post_link(deps: &TestDeps, kind: &str, body: &Value) -> u16 {
 }
 
 async fn status_of(deps: &TestDeps, message_id: &str) -> Option<Status> {
-    let record = deps.stores.messages.get_message(ORG, message_id).await.unwrap();
+    let record = deps
+        .stores
+        .messages
+        .get_message(ORG, message_id)
+        .await
+        .unwrap();
     record.unwrap().status
 }
 
@@ -409,8 +512,14 @@ fn statuses(events: &[Event]) -> Vec<(String, Status, Option<String>)> {
 async fn statuses_are_monotonic_finals_sticky_duplicates_once_unknown_kept() {
     for backend in BACKENDS {
         let (server, deps) = link_deps(backend).await;
-        Mock::given(method("POST")).respond_with(queued(LINK_ID, 1)).mount(&server).await;
-        assert_eq!(send_one(&deps, "m1", TO, "survey").await.status, ResultStatus::Accepted);
+        Mock::given(method("POST"))
+            .respond_with(queued(LINK_ID, 1))
+            .mount(&server)
+            .await;
+        assert_eq!(
+            send_one(&deps, "m1", TO, "survey").await.status,
+            ResultStatus::Accepted
+        );
         let reports = [
             dlr(Some("m1"), LINK_ID, json!(1000), "2024-05-01T10:00:01Z"),
             dlr(Some("m1"), LINK_ID, json!(1001), "2024-05-01T10:00:02Z"),
@@ -422,7 +531,11 @@ async fn statuses_are_monotonic_finals_sticky_duplicates_once_unknown_kept() {
         for report in &reports {
             post_link(&deps, "status", report).await;
         }
-        assert_eq!(status_of(&deps, "m1").await, Some(Status::Delivered), "{backend:?}");
+        assert_eq!(
+            status_of(&deps, "m1").await,
+            Some(Status::Delivered),
+            "{backend:?}"
+        );
         let events = deps.stores.messages.list_events(ORG, 100).await.unwrap();
         let m1 = Some("m1".to_string());
         assert_eq!(
@@ -466,11 +579,22 @@ async fn the_result_code_table_through_the_pipeline() {
                 .await;
             send_one(&deps, &message_id, TO, "survey").await;
             // No refId: found by LINK's id alone.
-            post_link(&deps, "status", &dlr(None, &link_id, json!(code), "2024-05-01T10:00:00Z")).await;
-            assert_eq!(status_of(&deps, &message_id).await, Some(expected), "{backend:?} {code}");
+            post_link(
+                &deps,
+                "status",
+                &dlr(None, &link_id, json!(code), "2024-05-01T10:00:00Z"),
+            )
+            .await;
+            assert_eq!(
+                status_of(&deps, &message_id).await,
+                Some(expected),
+                "{backend:?} {code}"
+            );
         }
         let events = deps.stores.messages.list_events(ORG, 100).await.unwrap();
-        let Event::Status(failed) = &events[9] else { panic!("{events:?}") };
+        let Event::Status(failed) = &events[9] else {
+            panic!("{events:?}")
+        };
         assert_eq!(
             (failed.error_code.as_deref(), failed.message_id.as_deref()),
             (Some("1003"), Some("rc-9"))
@@ -493,21 +617,61 @@ async fn part_reports_are_aggregated_through_the_per_part_model() {
             .await;
         for id in ["long-ok", "long-bad"] {
             let result = send_one(&deps, id, TO, &long).await;
-            assert_eq!((result.status, result.segments), (ResultStatus::Accepted, Some(2)));
+            assert_eq!(
+                (result.status, result.segments),
+                (ResultStatus::Accepted, Some(2))
+            );
         }
-        let record = deps.stores.messages.get_message(ORG, "long-ok").await.unwrap().unwrap();
-        let parts: Vec<&str> = record.parts.iter().map(|p| p.provider_message_id.as_str()).collect();
+        let record = deps
+            .stores
+            .messages
+            .get_message(ORG, "long-ok")
+            .await
+            .unwrap()
+            .unwrap();
+        let parts: Vec<&str> = record
+            .parts
+            .iter()
+            .map(|p| p.provider_message_id.as_str())
+            .collect();
         assert_eq!(parts, ["PARTS+ok/1$0", "PARTS+ok/1$1"], "{backend:?}");
 
         let at = "2024-05-01T10:00:00Z";
-        post_link(&deps, "status", &dlr(Some("long-ok"), "PARTS+ok/1$0", json!(1001), at)).await;
-        assert_eq!(status_of(&deps, "long-ok").await, Some(Status::Accepted), "{backend:?}: one part of two");
+        post_link(
+            &deps,
+            "status",
+            &dlr(Some("long-ok"), "PARTS+ok/1$0", json!(1001), at),
+        )
+        .await;
+        assert_eq!(
+            status_of(&deps, "long-ok").await,
+            Some(Status::Accepted),
+            "{backend:?}: one part of two"
+        );
         post_link(&deps, "status", &dlr(None, "PARTS+ok/1$1", json!(1001), at)).await;
-        assert_eq!(status_of(&deps, "long-ok").await, Some(Status::Delivered), "{backend:?}");
+        assert_eq!(
+            status_of(&deps, "long-ok").await,
+            Some(Status::Delivered),
+            "{backend:?}"
+        );
 
-        post_link(&deps, "status", &dlr(Some("long-bad"), "PARTS+bad/1$1", json!(1001), at)).await;
-        post_link(&deps, "status", &dlr(Some("long-bad"), "PARTS+bad/1$0", json!(2104), at)).await;
-        assert_eq!(status_of(&deps, "long-bad").await, Some(Status::Undelivered), "{backend:?}");
+        post_link(
+            &deps,
+            "status",
+            &dlr(Some("long-bad"), "PARTS+bad/1$1", json!(1001), at),
+        )
+        .await;
+        post_link(
+            &deps,
+            "status",
+            &dlr(Some("long-bad"), "PARTS+bad/1$0", json!(2104), at),
+        )
+        .await;
+        assert_eq!(
+            status_of(&deps, "long-bad").await,
+            Some(Status::Undelivered),
+            "{backend:?}"
+        );
         let events = deps.stores.messages.list_events(ORG, 100).await.unwrap();
         let ids: Vec<_> = events
             .iter()
@@ -533,13 +697,36 @@ async fn part_reports_are_aggregated_through_the_per_part_model() {
 async fn mos_are_linked_deduplicated_and_stop_opts_out() {
     for backend in BACKENDS {
         let (server, deps) = link_deps(backend).await;
-        Mock::given(method("POST")).respond_with(queued(LINK_ID, 1)).mount(&server).await;
+        Mock::given(method("POST"))
+            .respond_with(queued(LINK_ID, 1))
+            .mount(&server)
+            .await;
         send_one(&deps, "m-older", TO, "survey").await;
         send_one(&deps, "m-latest", TO, "survey").await;
-        post_link(&deps, "message", &mo("MO+1/aaaaaaaaaaaaaaaaaaa", "5", PARTNER)).await;
-        post_link(&deps, "message", &mo("MO+1/aaaaaaaaaaaaaaaaaaa", "5", PARTNER)).await; // retry
+        post_link(
+            &deps,
+            "message",
+            &mo("MO+1/aaaaaaaaaaaaaaaaaaa", "5", PARTNER),
+        )
+        .await;
+        post_link(
+            &deps,
+            "message",
+            &mo("MO+1/aaaaaaaaaaaaaaaaaaa", "5", PARTNER),
+        )
+        .await; // retry
         // A DLR on the message route (one gate for both) is recorded as a status.
-        post_link(&deps, "message", &dlr(Some("m-latest"), LINK_ID, json!(1001), "2024-05-01T10:00:00Z")).await;
+        post_link(
+            &deps,
+            "message",
+            &dlr(
+                Some("m-latest"),
+                LINK_ID,
+                json!(1001),
+                "2024-05-01T10:00:00Z",
+            ),
+        )
+        .await;
         // A partner id given as a number is the same partner.
         let mut stop = mo("MO+2/bbbbbbbbbbbbbbbbbbb", "STOP", PARTNER);
         stop["route"]["platformPartnerId"] = json!(12345);
@@ -547,15 +734,23 @@ async fn mos_are_linked_deduplicated_and_stop_opts_out() {
 
         let events = deps.stores.messages.list_events(ORG, 100).await.unwrap();
         assert_eq!(events.len(), 3, "{backend:?}: {events:?}");
-        let Event::Inbound(reply) = &events[0] else { panic!("{events:?}") };
+        let Event::Inbound(reply) = &events[0] else {
+            panic!("{events:?}")
+        };
         assert_eq!(
             (reply.from.as_str(), reply.to.as_str(), reply.text.as_str()),
             (TO, LINK_FROM, "5")
         );
-        assert_eq!(reply.in_reply_to.as_deref(), Some("m-latest"), "{backend:?}");
+        assert_eq!(
+            reply.in_reply_to.as_deref(),
+            Some("m-latest"),
+            "{backend:?}"
+        );
         assert!(!reply.opt_out);
         assert!(matches!(&events[1], Event::Status(s) if s.status == Status::Delivered));
-        let Event::Inbound(stop) = &events[2] else { panic!("{events:?}") };
+        let Event::Inbound(stop) = &events[2] else {
+            panic!("{events:?}")
+        };
         assert!(stop.opt_out, "{backend:?}");
         assert!(deps.stores.messages.is_opted_out(ORG, TO).await.unwrap());
         let after = send_one(&deps, "m-after-stop", TO, "survey").await;
@@ -575,9 +770,16 @@ async fn an_mo_goes_to_the_connection_of_its_platform_partner() {
     let other = json!({"platformPartnerId": "67890"});
     add_connection_with(&deps, Provider::Linkmobility, ORG, "conn_b", other).await;
     for (partner, owner) in [(PARTNER, "conn_a"), ("67890", "conn_b")] {
-        post_link(&deps, "message", &mo(&format!("MO-{partner}"), "5", partner)).await;
+        post_link(
+            &deps,
+            "message",
+            &mo(&format!("MO-{partner}"), "5", partner),
+        )
+        .await;
         let events = deps.stores.messages.list_events(ORG, 100).await.unwrap();
-        let Some(Event::Inbound(last)) = events.last() else { panic!("{events:?}") };
+        let Some(Event::Inbound(last)) = events.last() else {
+            panic!("{events:?}")
+        };
         assert_eq!(last.connection_id, owner);
     }
 }
