@@ -187,7 +187,10 @@ fn send_request(message_id: &str, to: &str, body: &str) -> SendRequest {
 }
 
 fn status_url() -> String {
-    format!("https://sms.example.test{}", route_path(RouteKind::Status, ORG))
+    format!(
+        "https://sms.example.test{}",
+        route_path(RouteKind::Status, ORG)
+    )
 }
 
 /// Vonage's answer accepting a message as these parts.
@@ -230,7 +233,9 @@ async fn vonage_deps(backend: Backend, api: &MockServer) -> TestDeps {
 }
 
 async fn send_one(deps: &TestDeps, message_id: &str, to: &str, body: &str) -> SendResult {
-    let mut response = send(deps, &send_request(message_id, to, body)).await.unwrap();
+    let mut response = send(deps, &send_request(message_id, to, body))
+        .await
+        .unwrap();
     response.results.remove(0)
 }
 
@@ -310,7 +315,10 @@ async fn error_answers_are_classified_and_never_show_a_secret() {
     let cases: Vec<(&str, ResponseTemplate, SendErrorCode, bool)> = vec![
         (
             "status 1, throttled",
-            vonage_error("1", "Throughput Rate Exceeded - please wait [ 10 ] and retry"),
+            vonage_error(
+                "1",
+                "Throughput Rate Exceeded - please wait [ 10 ] and retry",
+            ),
             SendErrorCode::Throttled,
             true,
         ),
@@ -371,7 +379,10 @@ async fn error_answers_are_classified_and_never_show_a_secret() {
             .await;
         let deps = vonage_deps(Backend::Embedded, &api).await;
         let result = send_one(&deps, &format!("v-err-{i}"), TO, "survey").await;
-        let error = result.error.clone().unwrap_or_else(|| panic!("{name}: {result:?}"));
+        let error = result
+            .error
+            .clone()
+            .unwrap_or_else(|| panic!("{name}: {result:?}"));
         assert_eq!(
             (result.status, error.code),
             (ResultStatus::Failed, code),
@@ -495,7 +506,15 @@ fn bad_cases() -> Vec<Case> {
     json_as_form.content_type = Some("application/x-www-form-urlencoded");
     let mut oversize = form_case("oversize body", &good, 413);
     oversize.body = vec![b'a'; 1024 * 1024 + 1];
-    let mut other_org = form_case("signed for another org's connection (wrong URL)", &signed(SignatureMethod::Md5Hash, "AnotherOrgsSignatureSecret-0000", &message), 403);
+    let mut other_org = form_case(
+        "signed for another org's connection (wrong URL)",
+        &signed(
+            SignatureMethod::Md5Hash,
+            "AnotherOrgsSignatureSecret-0000",
+            &message,
+        ),
+        403,
+    );
     other_org.path = route_path(RouteKind::Message, ORG);
     let mut unknown_org = form_case("unknown org", &good, 404);
     unknown_org.path = route_path(RouteKind::Message, "ORG_NOBODY");
@@ -514,7 +533,11 @@ fn bad_cases() -> Vec<Case> {
         get_case("empty sig", &empty_sig, 403),
         get_case(
             "signed with another secret",
-            &signed(SignatureMethod::Md5Hash, "NotTheSignatureSecret-1234", &message),
+            &signed(
+                SignatureMethod::Md5Hash,
+                "NotTheSignatureSecret-1234",
+                &message,
+            ),
             403,
         ),
         get_case(
@@ -524,33 +547,64 @@ fn bad_cases() -> Vec<Case> {
         ),
         get_case(
             "stale timestamp",
-            &signed_at(SignatureMethod::Md5Hash, SIGNATURE_SECRET, &message, &seconds_away(-REPLAY_WINDOW_SECONDS - 60)),
+            &signed_at(
+                SignatureMethod::Md5Hash,
+                SIGNATURE_SECRET,
+                &message,
+                &seconds_away(-REPLAY_WINDOW_SECONDS - 60),
+            ),
             403,
         ),
         get_case(
             "future timestamp",
-            &signed_at(SignatureMethod::Md5Hash, SIGNATURE_SECRET, &message, &seconds_away(REPLAY_WINDOW_SECONDS + 60)),
+            &signed_at(
+                SignatureMethod::Md5Hash,
+                SIGNATURE_SECRET,
+                &message,
+                &seconds_away(REPLAY_WINDOW_SECONDS + 60),
+            ),
             403,
         ),
         get_case(
             "timestamp that is not a number",
-            &signed_at(SignatureMethod::Md5Hash, SIGNATURE_SECRET, &message, "yesterday"),
+            &signed_at(
+                SignatureMethod::Md5Hash,
+                SIGNATURE_SECRET,
+                &message,
+                "yesterday",
+            ),
             403,
         ),
         get_case("signed without a timestamp", &without_timestamp, 403),
         form_case("tampered text", &tampered, 403),
         form_case("parameter added after signing", &added, 403),
-        form_case("another account's api-key, validly signed", &signed_md5hash(&foreign_key), 403),
+        form_case(
+            "another account's api-key, validly signed",
+            &signed_md5hash(&foreign_key),
+            403,
+        ),
         other_org,
         truncated_form,
         truncated_json,
-        json_case("JSON that is not an object", br#""just text""#.to_vec(), 403),
+        json_case(
+            "JSON that is not an object",
+            br#""just text""#.to_vec(),
+            403,
+        ),
         json_as_form,
         wrong_type,
         no_type,
         oversize,
-        get_case("signed receipt without messageId", &signed_md5hash(&receipt_without_id), 400),
-        form_case("signed parameters that are no Vonage payload", &signed_md5hash(&[("hello", "world")]), 400),
+        get_case(
+            "signed receipt without messageId",
+            &signed_md5hash(&receipt_without_id),
+            400,
+        ),
+        form_case(
+            "signed parameters that are no Vonage payload",
+            &signed_md5hash(&[("hello", "world")]),
+            400,
+        ),
         unknown_org,
         no_connection,
         unknown_kind,
@@ -584,14 +638,23 @@ async fn bad_vonage_webhooks_are_refused_and_nothing_is_stored() {
         let status = response.status().as_u16();
         let body = response.text().await.unwrap();
         assert_eq!(status, case.status, "{}: {body}", case.name);
-        assert!(body.contains("\"error\""), "{}: names the problem: {body}", case.name);
+        assert!(
+            body.contains("\"error\""),
+            "{}: names the problem: {body}",
+            case.name
+        );
         for secret in [API_SECRET, SIGNATURE_SECRET] {
             assert!(!body.contains(secret), "{}: {body}", case.name);
         }
     }
     for org in [ORG, "ORG_TWILIO", "ORG_NOBODY"] {
         assert!(
-            deps.stores.messages.list_events(org, 100).await.unwrap().is_empty(),
+            deps.stores
+                .messages
+                .list_events(org, 100)
+                .await
+                .unwrap()
+                .is_empty(),
             "nothing stored for {org}"
         );
     }
@@ -632,8 +695,22 @@ async fn receipts_are_monotonic_deduplicated_and_unknown_words_kept() {
         let api = MockServer::start().await;
         let deps = vonage_deps(backend, &api).await;
         sent(&deps, &api, "v-m1", "survey", &["0C00000000000001"]).await;
-        let shapes = [Shape::Get, Shape::Form, Shape::Json, Shape::Get, Shape::Form, Shape::Json];
-        let words = ["accepted", "delivered", "delivered", "buffered", "exploded", "unknown"];
+        let shapes = [
+            Shape::Get,
+            Shape::Form,
+            Shape::Json,
+            Shape::Get,
+            Shape::Form,
+            Shape::Json,
+        ];
+        let words = [
+            "accepted",
+            "delivered",
+            "delivered",
+            "buffered",
+            "exploded",
+            "unknown",
+        ];
         for (shape, word) in shapes.into_iter().zip(words) {
             let params = signed_md5hash(&receipt("0C00000000000001", "v-m1", word));
             deliver(&deps, RouteKind::Status, shape, &params).await;
@@ -674,28 +751,76 @@ async fn each_part_has_its_receipts_and_the_message_is_delivered_when_all_are() 
         let long = "a".repeat(400); // three GSM-7 parts
         let parts = ["0C000000000000A1", "0C000000000000A2", "0C000000000000A3"];
         sent(&deps, &api, "v-long", &long, &parts).await;
-        let record = deps.stores.messages.get_message(ORG, "v-long").await.unwrap().unwrap();
-        let stored: Vec<&str> = record.parts.iter().map(|p| p.provider_message_id.as_str()).collect();
+        let record = deps
+            .stores
+            .messages
+            .get_message(ORG, "v-long")
+            .await
+            .unwrap()
+            .unwrap();
+        let stored: Vec<&str> = record
+            .parts
+            .iter()
+            .map(|p| p.provider_message_id.as_str())
+            .collect();
         assert_eq!(stored, parts, "{backend:?}: one id per part");
 
         // Parts report out of order; a receipt without client-ref finds its message by part id.
-        deliver(&deps, RouteKind::Status, Shape::Json, &signed_md5hash(&receipt(parts[2], "v-long", "delivered"))).await;
+        deliver(
+            &deps,
+            RouteKind::Status,
+            Shape::Json,
+            &signed_md5hash(&receipt(parts[2], "v-long", "delivered")),
+        )
+        .await;
         let no_ref: Vec<_> = receipt(parts[0], "", "delivered");
-        deliver(&deps, RouteKind::Status, Shape::Get, &signed_md5hash(&no_ref)).await;
+        deliver(
+            &deps,
+            RouteKind::Status,
+            Shape::Get,
+            &signed_md5hash(&no_ref),
+        )
+        .await;
         assert_ne!(
             status_of(&deps, "v-long").await,
             Some(Status::Delivered),
             "{backend:?}: a part is still out"
         );
-        deliver(&deps, RouteKind::Status, Shape::Form, &signed_md5hash(&receipt(parts[1], "v-long", "delivered"))).await;
-        assert_eq!(status_of(&deps, "v-long").await, Some(Status::Delivered), "{backend:?}");
+        deliver(
+            &deps,
+            RouteKind::Status,
+            Shape::Form,
+            &signed_md5hash(&receipt(parts[1], "v-long", "delivered")),
+        )
+        .await;
+        assert_eq!(
+            status_of(&deps, "v-long").await,
+            Some(Status::Delivered),
+            "{backend:?}"
+        );
 
         // Another long message: one part's final failure is the message's.
         let others = ["0C000000000000B1", "0C000000000000B2"];
         sent(&deps, &api, "v-long-2", &"b".repeat(200), &others).await;
-        deliver(&deps, RouteKind::Status, Shape::Get, &signed_md5hash(&receipt(others[0], "v-long-2", "delivered"))).await;
-        deliver(&deps, RouteKind::Status, Shape::Get, &signed_md5hash(&receipt(others[1], "v-long-2", "expired"))).await;
-        assert_eq!(status_of(&deps, "v-long-2").await, Some(Status::Undelivered), "{backend:?}");
+        deliver(
+            &deps,
+            RouteKind::Status,
+            Shape::Get,
+            &signed_md5hash(&receipt(others[0], "v-long-2", "delivered")),
+        )
+        .await;
+        deliver(
+            &deps,
+            RouteKind::Status,
+            Shape::Get,
+            &signed_md5hash(&receipt(others[1], "v-long-2", "expired")),
+        )
+        .await;
+        assert_eq!(
+            status_of(&deps, "v-long-2").await,
+            Some(Status::Undelivered),
+            "{backend:?}"
+        );
     }
 }
 
@@ -707,13 +832,21 @@ async fn err_code_9_opts_the_recipient_out() {
         sent(&deps, &api, "v-m9", "survey", &["0C00000000000009"]).await;
         let mut refused = receipt("0C00000000000009", "v-m9", "rejected");
         refused[7] = ("err-code", "9");
-        deliver(&deps, RouteKind::Status, Shape::Json, &signed_md5hash(&refused)).await;
+        deliver(
+            &deps,
+            RouteKind::Status,
+            Shape::Json,
+            &signed_md5hash(&refused),
+        )
+        .await;
         assert_eq!(status_of(&deps, "v-m9").await, Some(Status::Failed));
         assert!(
             deps.stores.messages.is_opted_out(ORG, TO).await.unwrap(),
             "{backend:?}: err-code 9 is Vonage's opted-out recipient"
         );
-        let Event::Status(e) = &events(&deps).await[0] else { panic!() };
+        let Event::Status(e) = &events(&deps).await[0] else {
+            panic!()
+        };
         assert_eq!(e.error_code.as_deref(), Some("9"));
         // Later sends to that number are refused without calling Vonage.
         let calls = api.received_requests().await.unwrap().len();
@@ -731,22 +864,49 @@ async fn multipart_replies_are_joined_in_any_order_across_shapes() {
         sent(&deps, &api, "v-asked", "How was it?", &["0C00000000000100"]).await;
         let part = |id: &'static str, index: &'static str, text: &'static str| {
             let mut p = inbound(id, text);
-            p.extend([("concat", "true"), ("concat-ref", "4F"), ("concat-total", "3"), ("concat-part", index)]);
+            p.extend([
+                ("concat", "true"),
+                ("concat-ref", "4F"),
+                ("concat-total", "3"),
+                ("concat-part", index),
+            ]);
             signed_md5hash(&p)
         };
         let third = part("0200000000000003", "3", " three");
         deliver(&deps, RouteKind::Message, Shape::Json, &third).await;
-        deliver(&deps, RouteKind::Message, Shape::Get, &part("0200000000000001", "1", "one")).await;
-        assert!(events(&deps).await.is_empty(), "{backend:?}: waiting for part 2");
-        deliver(&deps, RouteKind::Message, Shape::Form, &part("0200000000000002", "2", " two")).await;
+        deliver(
+            &deps,
+            RouteKind::Message,
+            Shape::Get,
+            &part("0200000000000001", "1", "one"),
+        )
+        .await;
+        assert!(
+            events(&deps).await.is_empty(),
+            "{backend:?}: waiting for part 2"
+        );
+        deliver(
+            &deps,
+            RouteKind::Message,
+            Shape::Form,
+            &part("0200000000000002", "2", " two"),
+        )
+        .await;
         // Vonage re-sends a part it thinks we missed: the reply is still recorded once.
         deliver(&deps, RouteKind::Message, Shape::Json, &third).await;
 
         let events = events(&deps).await;
         assert_eq!(events.len(), 1, "{backend:?}: {events:?}");
-        let Event::Inbound(reply) = &events[0] else { panic!() };
+        let Event::Inbound(reply) = &events[0] else {
+            panic!()
+        };
         assert_eq!(
-            (reply.text.as_str(), reply.from.as_str(), reply.to.as_str(), reply.in_reply_to.as_deref()),
+            (
+                reply.text.as_str(),
+                reply.from.as_str(),
+                reply.to.as_str(),
+                reply.in_reply_to.as_deref()
+            ),
             ("one two three", TO, FROM, Some("v-asked")),
             "{backend:?}"
         );
@@ -762,18 +922,43 @@ async fn replies_link_to_the_last_message_and_stop_opts_out() {
         let five = signed_md5hash(&inbound("0200000000000005", "5"));
         deliver(&deps, RouteKind::Message, Shape::Get, &five).await;
         deliver(&deps, RouteKind::Message, Shape::Get, &five).await;
-        deliver(&deps, RouteKind::Message, Shape::Form, &signed_md5hash(&inbound("0200000000000006", "STOP"))).await;
+        deliver(
+            &deps,
+            RouteKind::Message,
+            Shape::Form,
+            &signed_md5hash(&inbound("0200000000000006", "STOP")),
+        )
+        .await;
         // A receipt on the message route is recorded as what it is.
-        deliver(&deps, RouteKind::Message, Shape::Json, &signed_md5hash(&receipt("0C00000000000003", "v-m3", "delivered"))).await;
+        deliver(
+            &deps,
+            RouteKind::Message,
+            Shape::Json,
+            &signed_md5hash(&receipt("0C00000000000003", "v-m3", "delivered")),
+        )
+        .await;
 
         let events = events(&deps).await;
-        assert_eq!(events.len(), 3, "{backend:?}: the repeated reply once: {events:?}");
-        let Event::Inbound(first) = &events[0] else { panic!() };
         assert_eq!(
-            (first.text.as_str(), first.in_reply_to.as_deref(), first.opt_out, first.from.as_str()),
+            events.len(),
+            3,
+            "{backend:?}: the repeated reply once: {events:?}"
+        );
+        let Event::Inbound(first) = &events[0] else {
+            panic!()
+        };
+        assert_eq!(
+            (
+                first.text.as_str(),
+                first.in_reply_to.as_deref(),
+                first.opt_out,
+                first.from.as_str()
+            ),
             ("5", Some("v-m3"), false, TO)
         );
-        let Event::Inbound(stop) = &events[1] else { panic!() };
+        let Event::Inbound(stop) = &events[1] else {
+            panic!()
+        };
         assert!(stop.opt_out);
         assert!(matches!(&events[2], Event::Status(s) if s.status == Status::Delivered));
         assert!(deps.stores.messages.is_opted_out(ORG, TO).await.unwrap());
@@ -798,7 +983,11 @@ async fn every_signature_method_verifies_through_the_gateway_inside_the_window()
         let message = inbound(&id, "5");
         let params = signed_at(*method, SIGNATURE_SECRET, &message, &almost_stale);
         let url = format!("{base}{}", route_path(RouteKind::Message, org));
-        let get = http.get(format!("{url}?{}", encode(&params))).send().await.unwrap();
+        let get = http
+            .get(format!("{url}?{}", encode(&params)))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(get.status().as_u16(), 200, "{method:?} GET");
         // Vonage's PHP SDK writes HMACs in upper case: the same request, upper-cased sig.
         let second = format!("03{:0>14}", method.as_str());
@@ -824,9 +1013,22 @@ async fn the_sandbox_stand_in_accepts_long_texts_as_parts() {
     add_vonage(&deps, ORG, SignatureMethod::Md5Hash).await;
     let result = send_one(&deps, "v-stand-in", TO, &"c".repeat(320)).await;
     assert_eq!(result.status, ResultStatus::Accepted, "{result:?}");
-    let record = deps.stores.messages.get_message(ORG, "v-stand-in").await.unwrap().unwrap();
-    assert_eq!(record.parts.len(), 3, "the stand-in answers one id per part");
+    let record = deps
+        .stores
+        .messages
+        .get_message(ORG, "v-stand-in")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        record.parts.len(),
+        3,
+        "the stand-in answers one id per part"
+    );
     // One of the stand-in's error numbers: Vonage's status 6, an unroutable recipient.
     let refused = send_one(&deps, "v-stand-in-2", "+447700900006", "survey").await;
-    assert_eq!(refused.error.map(|e| e.code), Some(SendErrorCode::InvalidNumber));
+    assert_eq!(
+        refused.error.map(|e| e.code),
+        Some(SendErrorCode::InvalidNumber)
+    );
 }
