@@ -9,6 +9,7 @@ pub mod linkmobility;
 #[cfg(feature = "stand-in")]
 pub mod stand_in;
 pub mod twilio;
+pub mod vonage;
 
 use crate::config::Settings;
 use crate::domain::{
@@ -349,6 +350,7 @@ impl Registry {
             Arc::new(linkmobility::LinkMobility::new(api_url(
                 Provider::Linkmobility,
             ))),
+            Arc::new(vonage::Vonage::new(api_url(Provider::Vonage))),
         ];
         Registry {
             adapters: adapters.into_iter().map(|a| (a.provider(), a)).collect(),

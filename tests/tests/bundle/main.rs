@@ -7,6 +7,7 @@ mod gateway;
 mod idempotency;
 mod kit_fixes;
 mod provider_linkmobility;
+mod provider_vonage;
 mod secrets;
 mod send;
 mod stores;
