@@ -6,6 +6,7 @@
 use super::signature::*;
 use super::*;
 use crate::domain::Access;
+use crate::providers::WebhookItem;
 use bytes::Bytes;
 use chrono::{DateTime, TimeZone, Utc};
 use http::{HeaderMap, HeaderValue, Method};
