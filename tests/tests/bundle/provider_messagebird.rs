@@ -657,6 +657,9 @@ async fn replies_are_linked_deduplicated_and_stop_opts_out() {
     }
 }
 
+/// One change to a valid set of claims, given the current unix time.
+type ClaimChange = fn(&mut Claims, f64);
+
 #[tokio::test]
 async fn each_tampered_jwt_claim_is_refused_and_the_legacy_scheme_accepted() {
     for backend in BACKENDS {
@@ -666,7 +669,7 @@ async fn each_tampered_jwt_claim_is_refused_and_the_legacy_scheme_accepted() {
         let url = format!("{PUBLIC}{target}");
         let body = inbound_form("in-9", "4");
         let now = Utc::now().timestamp() as f64;
-        let tampered: [(&str, fn(&mut Claims, f64)); 4] = [
+        let tampered: [(&str, ClaimChange); 4] = [
             ("exp in the past", |c, now| c.exp = Some(now - 120.0)),
             ("nbf in the future", |c, now| c.nbf = Some(now + 120.0)),
             ("url_hash of another URL", |c, _| {

@@ -87,13 +87,18 @@ fn mb_error(status: StatusCode, code: u32, description: &str, parameter: Option<
     )
 }
 
-fn invalid(code: u32, description: &str, parameter: &str) -> Response {
-    mb_error(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        code,
-        description,
-        Some(parameter),
-    )
+/// A validation error MessageBird answers with 422: its code, description and parameter.
+struct Invalid(u32, &'static str, &'static str);
+
+impl Invalid {
+    fn answer(&self) -> Response {
+        mb_error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            self.0,
+            self.1,
+            Some(self.2),
+        )
+    }
 }
 
 /// `recipients` as MessageBird takes it: an array of numbers or digit strings, or a comma
@@ -128,7 +133,7 @@ fn originator_ok(originator: &str) -> bool {
 }
 
 /// The first rule of MessageBird's the request breaks, as MessageBird answers it.
-fn check(request: &Value) -> Result<Vec<String>, Response> {
+fn check(request: &Value) -> Result<Vec<String>, Invalid> {
     let text = |name: &str| {
         request
             .get(name)
@@ -136,34 +141,34 @@ fn check(request: &Value) -> Result<Vec<String>, Response> {
             .unwrap_or_default()
     };
     if !originator_ok(text("originator")) {
-        return Err(invalid(9, "no (correct) originator given", "originator"));
+        return Err(Invalid(9, "no (correct) originator given", "originator"));
     }
     let Some(recipients) = recipients(request.get("recipients")) else {
-        return Err(invalid(9, "no (correct) recipients found", "recipients"));
+        return Err(Invalid(9, "no (correct) recipients found", "recipients"));
     };
     if recipients.len() > MAX_RECIPIENTS {
-        return Err(invalid(
+        return Err(Invalid(
             10,
             "too many recipients (at most 50)",
             "recipients",
         ));
     }
     if text("body").is_empty() {
-        return Err(invalid(9, "no (correct) body given", "body"));
+        return Err(Invalid(9, "no (correct) body given", "body"));
     }
     if text("reference").chars().count() > MAX_REFERENCE_CHARS {
-        return Err(invalid(10, "reference is too long", "reference"));
+        return Err(Invalid(10, "reference is too long", "reference"));
     }
     if let Some(url) = request.get("reportUrl")
         && url.as_str().and_then(|u| url::Url::parse(u).ok()).is_none()
     {
-        return Err(invalid(10, "reportUrl is not a valid URL", "reportUrl"));
+        return Err(Invalid(10, "reportUrl is not a valid URL", "reportUrl"));
     }
     if !matches!(
         request.get("datacoding").and_then(Value::as_str),
         None | Some("plain" | "unicode" | "auto")
     ) {
-        return Err(invalid(
+        return Err(Invalid(
             10,
             "datacoding must be plain, unicode or auto",
             "datacoding",
@@ -191,7 +196,7 @@ async fn create_message(headers: HeaderMap, body: Bytes) -> Response {
     };
     let recipients = match check(&request) {
         Ok(recipients) => recipients,
-        Err(answer) => return answer,
+        Err(invalid) => return invalid.answer(),
     };
     if let Some(e) = ERROR_NUMBERS
         .iter()

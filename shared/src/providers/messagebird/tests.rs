@@ -246,6 +246,9 @@ fn claims(url: &str, body: &[u8]) -> Claims {
     }
 }
 
+/// One change to a valid set of claims.
+type ClaimChange = fn(&mut Claims);
+
 #[test]
 fn each_claim_is_required() {
     let url = "https://sms.example.test/x";
@@ -259,7 +262,7 @@ fn each_claim_is_required() {
         )
     };
     assert!(verify(&claims(url, b"")).is_ok());
-    let cases: [(fn(&mut Claims), SignatureError); 6] = [
+    let cases: [(ClaimChange, SignatureError); 6] = [
         (|c| c.iss = None, SignatureError::Issuer),
         (|c| c.iss = Some("Twilio".into()), SignatureError::Issuer),
         (|c| c.nbf = None, SignatureError::NotYetValid),
