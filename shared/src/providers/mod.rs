@@ -6,6 +6,7 @@
 
 pub mod http;
 pub mod linkmobility;
+pub mod messagebird;
 #[cfg(feature = "stand-in")]
 pub mod stand_in;
 pub mod twilio;
@@ -351,6 +352,9 @@ impl Registry {
                 Provider::Linkmobility,
             ))),
             Arc::new(vonage::Vonage::new(api_url(Provider::Vonage))),
+            Arc::new(messagebird::MessageBird::new(api_url(
+                Provider::Messagebird,
+            ))),
         ];
         Registry {
             adapters: adapters.into_iter().map(|a| (a.provider(), a)).collect(),

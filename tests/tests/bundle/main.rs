@@ -8,6 +8,7 @@ mod idempotency;
 mod kit_fixes;
 mod provider_linkmobility;
 mod provider_vonage;
+mod provider_messagebird;
 mod secrets;
 mod send;
 mod stores;
