@@ -110,10 +110,12 @@ pub async fn inbound(ctx: &Context, args: InboundArgs<'_>) -> Result<bool, CliEr
     let connection = the_connection(ctx, args.org, args.connection).await?;
     let to = match args.to {
         Some(to) => to.to_string(),
+        // Several providers keep the sender as digits without `+` (Vonage, MessageBird,
+        // Infobip): any sender that is a number with its country code will do.
         None => connection
             .setting("from")
-            .filter(|f| f.starts_with('+'))
-            .map(str::to_string)
+            .map(byosms::domain::phone::normalize)
+            .filter(|f| byosms::domain::phone::is_e164(f))
             .ok_or_else(|| {
                 CliError::Usage("the connection's sender is not a number: give --to".into())
             })?,
