@@ -167,6 +167,20 @@ fn validate_api_host(input: &str) -> Result<String, String> {
     }
 }
 
+/// `webhookKeyId`: the `key_id` the Signature Key API returned, a UUID.
+fn validate_key_id(input: &str) -> Result<String, String> {
+    let is_uuid = input.len() == 36
+        && input.char_indices().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => c == '-',
+            _ => c.is_ascii_hexdigit(),
+        });
+    if is_uuid {
+        Ok(input.to_ascii_lowercase())
+    } else {
+        Err("must be the key_id of the signature key (a UUID)".into())
+    }
+}
+
 fn validate_public_key(input: &str) -> Result<String, String> {
     signature::parse_public_key(input).and_then(|key| signature::public_key_pem(&key))
 }
@@ -533,6 +547,7 @@ impl ProviderAdapter for MessageMedia {
         r.setting("from", validate_from);
         r.setting("webhookPublicKey", validate_public_key);
         r.optional_setting("apiHost", DEFAULT_API_HOST, validate_api_host);
+        r.optional("webhookKeyId", validate_key_id);
         r.finish()
     }
 
@@ -607,10 +622,21 @@ impl ProviderAdapter for MessageMedia {
         let digest = Digest::from_header(digest).ok_or(AuthError::Invalid(
             "X-MessageMedia-Digest-Type (SHA224, SHA256 or SHA512)",
         ))?;
-        if let Some(cipher) = request.header(CIPHER_HEADER)
-            && !cipher.trim().eq_ignore_ascii_case("RSA")
-        {
+        let cipher = request
+            .header(CIPHER_HEADER)
+            .ok_or(AuthError::Missing("X-MessageMedia-Cipher-Type header"))?;
+        if !cipher.trim().eq_ignore_ascii_case("RSA") {
             return Err(AuthError::Invalid("X-MessageMedia-Cipher-Type (RSA)"));
+        }
+        // Only one signature key is enabled at a time; naming it catches a rotation the admin
+        // has not copied here yet, with a clearer answer than a failed signature.
+        if let Some(expected) = connection.setting("webhookKeyId") {
+            let given = request
+                .header(KEY_ID_HEADER)
+                .ok_or(AuthError::Missing("X-MessageMedia-Key-Id header"))?;
+            if !given.trim().eq_ignore_ascii_case(expected) {
+                return Err(AuthError::Invalid("X-MessageMedia-Key-Id"));
+            }
         }
         let key = connection
             .setting("webhookPublicKey")
@@ -728,6 +754,7 @@ impl ProviderAdapter for MessageMedia {
             ("from".into(), json!("+61491570157")),
             ("webhookPublicKey".into(), json!(SimulationKey::PUBLIC_PEM)),
             ("apiHost".into(), json!(DEFAULT_API_HOST)),
+            ("webhookKeyId".into(), json!(SimulationKey::KEY_ID)),
         ])
     }
 

@@ -73,6 +73,10 @@ fn connection_with_key(key_pem: &str) -> Connection {
     let fields = MessageMedia::default().example_fields();
     let mut fields = fields;
     fields.insert("webhookPublicKey".into(), json!(key_pem));
+    if key_pem != SimulationKey::PUBLIC_PEM {
+        // The vector names no key id.
+        fields.remove("webhookKeyId");
+    }
     let valid = MessageMedia::default()
         .validate_connection(&fields)
         .unwrap();
@@ -216,7 +220,11 @@ fn missing_headers_wrong_keys_and_tampering_are_refused() {
     req.raw_path = "/receive/distribution/status/messagemedia/org_124".into();
     assert!(authenticate(&req, &conn).is_err());
     // The right signature, checked against another connection's key.
-    let req = vector_request(at, "SHA256", VECTOR_BODY);
+    let mut req = vector_request(at, "SHA256", VECTOR_BODY);
+    req.headers.insert(
+        "x-messagemedia-key-id",
+        HeaderValue::from_static(SimulationKey::KEY_ID),
+    );
     assert_eq!(
         authenticate(&req, &connection()),
         Err(AuthError::Invalid("X-MessageMedia-Signature"))
@@ -241,11 +249,42 @@ fn simulated(target: &str, digest: Digest, body: &str, at: DateTime<Utc>) -> Web
         &[
             ("x-messagemedia-signature", &sig),
             ("x-messagemedia-digest-type", digest.header_value()),
+            ("x-messagemedia-cipher-type", "RSA"),
+            ("x-messagemedia-key-id", SimulationKey::KEY_ID),
             ("date", &date),
         ],
         body,
         at,
     )
+}
+
+#[test]
+fn the_key_id_is_checked_when_the_connection_names_one() {
+    let now = Utc::now();
+    let req = simulated("/hook", Digest::Sha256, VECTOR_BODY, now);
+    assert_eq!(authenticate(&req, &connection()), Ok(()));
+    let mut other = req.clone();
+    other.headers.insert(
+        "x-messagemedia-key-id",
+        HeaderValue::from_static("5e0c0a1d-51b1-4d1e-9a5e-000000000002"),
+    );
+    assert_eq!(
+        authenticate(&other, &connection()),
+        Err(AuthError::Invalid("X-MessageMedia-Key-Id"))
+    );
+    let mut none = req.clone();
+    none.headers.remove("x-messagemedia-key-id");
+    assert_eq!(
+        authenticate(&none, &connection()),
+        Err(AuthError::Missing("X-MessageMedia-Key-Id header"))
+    );
+    let mut no_cipher = req.clone();
+    no_cipher.headers.remove("x-messagemedia-cipher-type");
+    assert!(matches!(
+        authenticate(&no_cipher, &connection()),
+        Err(AuthError::Missing(_))
+    ));
+    field_error(json!({"webhookKeyId": "not-a-uuid"}), "webhookKeyId");
 }
 
 #[test]
