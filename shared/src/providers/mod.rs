@@ -7,6 +7,7 @@
 pub mod http;
 pub mod linkmobility;
 pub mod messagebird;
+pub mod messagemedia;
 #[cfg(feature = "stand-in")]
 pub mod stand_in;
 pub mod twilio;
@@ -354,6 +355,8 @@ impl Registry {
             Arc::new(vonage::Vonage::new(api_url(Provider::Vonage))),
             Arc::new(messagebird::MessageBird::new(api_url(
                 Provider::Messagebird,
+            Arc::new(messagemedia::MessageMedia::new(api_url(
+                Provider::Messagemedia,
             ))),
         ];
         Registry {

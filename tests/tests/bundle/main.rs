@@ -9,6 +9,7 @@ mod kit_fixes;
 mod provider_linkmobility;
 mod provider_vonage;
 mod provider_messagebird;
+mod provider_messagemedia;
 mod secrets;
 mod send;
 mod stores;
