@@ -731,11 +731,12 @@ impl ProviderAdapter for Sinch {
         let timestamp = request.header(TIMESTAMP_HEADER).ok_or(AuthError::Missing(
             "x-sinch-webhook-signature-timestamp header",
         ))?;
-        // Sinch sends the algorithm; the Node and Python SDKs ignore it, so its absence is
-        // tolerated, but no other algorithm is.
-        if let Some(algorithm) = request.header(ALGORITHM_HEADER)
-            && !algorithm.trim().eq_ignore_ascii_case(ALGORITHM)
-        {
+        // Sinch sends the algorithm with every signed callback; the Java SDK requires it and
+        // so do we (a request without it is not one Sinch made), and no other algorithm is taken.
+        let algorithm = request.header(ALGORITHM_HEADER).ok_or(AuthError::Missing(
+            "x-sinch-webhook-signature-algorithm header",
+        ))?;
+        if !algorithm.trim().eq_ignore_ascii_case(ALGORITHM) {
             return Err(AuthError::Invalid("x-sinch-webhook-signature-algorithm"));
         }
         let secret = secrets

@@ -239,9 +239,14 @@ fn refuses_missing_headers_wrong_secrets_and_other_algorithms() {
             "x-sinch-webhook-signature-timestamp header"
         ))
     );
-    // The algorithm header may be left out (the Node and Python SDKs ignore it) ...
-    assert_eq!(auth([s, n, t, None], &secrets), Ok(()));
-    // ... but no other algorithm is taken.
+    // The Java SDK's rule: the algorithm is required, and no other than HmacSHA256 is taken.
+    assert_eq!(
+        auth([s, n, t, None], &secrets),
+        Err(AuthError::Missing(
+            "x-sinch-webhook-signature-algorithm header"
+        ))
+    );
+    assert_eq!(auth([s, n, t, Some("hmacsha256")], &secrets), Ok(()));
     assert_eq!(
         auth([s, n, t, Some("HmacSHA1")], &secrets),
         Err(AuthError::Invalid("x-sinch-webhook-signature-algorithm"))
@@ -278,7 +283,7 @@ fn the_timestamp_window_is_five_minutes_both_ways() {
             Some(VECTOR_2_SIGNATURE),
             Some(VECTOR_NONCE),
             Some(VECTOR_TIMESTAMP),
-            None,
+            Some(ALGORITHM),
         ];
         Sinch::default().authenticate(&signed_request(body, headers, received), &conn, &secrets)
     };
@@ -293,7 +298,7 @@ fn the_timestamp_window_is_five_minutes_both_ways() {
         Some(VECTOR_2_SIGNATURE),
         Some(VECTOR_NONCE),
         Some("16345793.53"),
-        None,
+        Some(ALGORITHM),
     ];
     assert_eq!(
         Sinch::default().authenticate(&signed_request(body, headers, at(0)), &conn, &secrets),
