@@ -8,6 +8,7 @@ pub mod http;
 pub mod linkmobility;
 pub mod messagebird;
 pub mod messagemedia;
+pub mod sinch;
 #[cfg(feature = "stand-in")]
 pub mod stand_in;
 pub mod twilio;
@@ -358,6 +359,10 @@ impl Registry {
             Arc::new(messagemedia::MessageMedia::new(api_url(
                 Provider::Messagemedia,
             ))),
+            Arc::new(sinch::Sinch::new(
+                api_url(Provider::Sinch),
+                settings.sinch_auth_api_url.clone(),
+            )),
         ];
         Registry {
             adapters: adapters.into_iter().map(|a| (a.provider(), a)).collect(),

@@ -10,6 +10,7 @@ mod provider_linkmobility;
 mod provider_vonage;
 mod provider_messagebird;
 mod provider_messagemedia;
+mod provider_sinch;
 mod secrets;
 mod send;
 mod stores;
