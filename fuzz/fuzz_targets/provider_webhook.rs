@@ -42,7 +42,10 @@ fn base_url() -> Url {
 fn fixtures() -> &'static [Fixture] {
     static REGISTRY: OnceLock<Registry> = OnceLock::new();
     static FIXTURES: OnceLock<Vec<Fixture>> = OnceLock::new();
-    let registry = REGISTRY.get_or_init(|| Registry::new(&Settings::default()));
+    let registry = REGISTRY.get_or_init(|| {
+        // A sandboxed deployment: the one the adapters' example connections are valid for.
+        Registry::new(&Settings::sandboxed("http://127.0.0.1:9").expect("a valid base"))
+    });
     FIXTURES.get_or_init(|| registry.all().map(fixture).collect())
 }
 

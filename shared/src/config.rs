@@ -126,6 +126,20 @@ impl Settings {
         Ok(settings)
     }
 
+    /// Settings whose every provider API is `{base}/{provider}`, as `byosms sandbox` serves
+    /// them. The adapters' example connections (simulation keys, sandbox hosts) are valid only
+    /// for such a deployment; tools that walk every adapter's example (fuzzing, benches, the
+    /// contract suite) build their registry from these.
+    pub fn sandboxed(base: &str) -> Result<Self, ConfigError> {
+        let base = base.trim_end_matches('/');
+        Self::from_lookup(|name| {
+            Provider::ALL
+                .into_iter()
+                .find(|p| api_url_variables(*p).iter().any(|v| v == name))
+                .map(|p| format!("{base}/{}", p.as_str()))
+        })
+    }
+
     /// The public URL of a webhook route for an org, when a public base URL is configured.
     pub fn route_url(&self, kind: RouteKind, provider: Provider, org_id: &str) -> Option<Url> {
         Route::url(self.public_base_url.as_ref()?, kind, provider, org_id)
@@ -171,6 +185,21 @@ mod tests {
         assert_eq!(
             api_url_variables(Provider::Twilio),
             ["BYOSMS_TWILIO_API_URL"]
+        );
+    }
+
+    #[test]
+    fn a_sandboxed_deployment_overrides_every_provider() {
+        let s = Settings::sandboxed("http://127.0.0.1:4010/").unwrap();
+        for provider in Provider::ALL {
+            assert_eq!(
+                s.api_urls[&provider].as_str(),
+                format!("http://127.0.0.1:4010/{provider}")
+            );
+        }
+        assert_eq!(
+            s.sinch_auth_api_url.as_ref().map(Url::as_str),
+            Some("http://127.0.0.1:4010/sinch")
         );
     }
 

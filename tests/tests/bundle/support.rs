@@ -104,9 +104,10 @@ pub fn settings_with_api_urls(api_urls: &[(Provider, String)]) -> Settings {
     }
 }
 
-/// Every adapter as the registry builds it without overrides.
+/// Every adapter as a sandboxed deployment builds it (its example connection is valid there;
+/// nothing is ever sent to these URLs).
 pub fn registry() -> Registry {
-    Registry::new(&Settings::default())
+    Registry::new(&Settings::sandboxed("http://127.0.0.1:9").expect("a valid base"))
 }
 
 /// The stand-ins of `adapters` on one free loopback port, each under its sandbox mount path, as

@@ -181,6 +181,19 @@ fn validate_key_id(input: &str) -> Result<String, String> {
     }
 }
 
+/// Whether a stored (validated) key is the simulation key whose private half is published.
+fn is_simulation_key(stored_pem: &str) -> bool {
+    signature::parse_public_key(stored_pem)
+        .is_ok_and(|key| key == signature::SimulationKey::public())
+}
+
+fn simulation_key_refusal() -> String {
+    "is byosms's published simulation key, with which anyone can sign: use your account's \
+     signature key (the simulation key is accepted only while BYOSMS_MESSAGEMEDIA_API_URL points \
+     at a sandbox)"
+        .into()
+}
+
 fn validate_public_key(input: &str) -> Result<String, String> {
     signature::parse_public_key(input).and_then(|key| signature::public_key_pem(&key))
 }
@@ -545,7 +558,14 @@ impl ProviderAdapter for MessageMedia {
         r.setting("apiKey", validate_api_key);
         r.secret("apiSecret", validate_api_secret);
         r.setting("from", validate_from);
-        r.setting("webhookPublicKey", validate_public_key);
+        let sandboxed = self.api_base.is_some();
+        r.setting("webhookPublicKey", |pem| {
+            let stored = validate_public_key(pem)?;
+            if !sandboxed && is_simulation_key(&stored) {
+                return Err(simulation_key_refusal());
+            }
+            Ok(stored)
+        });
         r.optional_setting("apiHost", DEFAULT_API_HOST, validate_api_host);
         r.optional("webhookKeyId", validate_key_id);
         r.finish()
@@ -642,6 +662,13 @@ impl ProviderAdapter for MessageMedia {
             .setting("webhookPublicKey")
             .and_then(|pem| signature::parse_public_key(pem).ok())
             .ok_or(AuthError::Invalid("X-MessageMedia-Signature"))?;
+        // Anyone can sign with the published simulation key: outside a sandboxed deployment a
+        // connection that still carries it (stored while one was) verifies nothing.
+        if self.api_base.is_none() && key == signature::SimulationKey::public() {
+            return Err(AuthError::Invalid(
+                "X-MessageMedia-Signature (the connection's key is the published simulation key)",
+            ));
+        }
         let method = request.method.as_str();
         let verified = request_targets(request).iter().any(|target| {
             let signed = signature::signed_bytes(method, target, date, &request.body);

@@ -17,6 +17,12 @@ const VECTOR_DATE: &str = "Wed, 18 Jul 2018 06:33:52 GMT";
 const VECTOR_BODY: &str = r#"{"delivery_report_id":"dc6f7774-9572-41a8-9a6b-9976a98db4a9","message_id":"38a6a1a0-36a9-4117-aaee-c0e893393634","status":"delivered","error_code":"220"}"#;
 const VECTOR_SIGNATURE: &str = "KdZ4jB4lZGgIF2+w2EtiQGaRmndu8jjBNei1bm6NPlP+Ml4BOJchwuwjT/NpP4iKPTmj4X1AeyfZLCk/Py7CaZ8+eSVICAoUUDcHF4eiqQeVfzTQ84fM0lwMaqyZpVknf/3pS2bN+Og7WV/E33vk56j7oXM1Ckj2UShW7SRL9CY=";
 
+/// The adapter of a deployment whose MessageMedia API is a sandbox: only there may a connection
+/// carry the published simulation key that the example connection and the samples use.
+fn sandboxed() -> MessageMedia {
+    MessageMedia::new(Some("http://127.0.0.1:4010/messagemedia".parse().unwrap()))
+}
+
 fn vector_time() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2018, 7, 18, 6, 33, 52).unwrap()
 }
@@ -70,16 +76,14 @@ fn the_reference_vector_fails_with_newline_separators_or_another_digest() {
 }
 
 fn connection_with_key(key_pem: &str) -> Connection {
-    let fields = MessageMedia::default().example_fields();
+    let fields = sandboxed().example_fields();
     let mut fields = fields;
     fields.insert("webhookPublicKey".into(), json!(key_pem));
     if key_pem != SimulationKey::PUBLIC_PEM {
         // The vector names no key id.
         fields.remove("webhookKeyId");
     }
-    let valid = MessageMedia::default()
-        .validate_connection(&fields)
-        .unwrap();
+    let valid = sandboxed().validate_connection(&fields).unwrap();
     Connection {
         org_id: "ORG_1".into(),
         connection_id: "conn_1".into(),
@@ -135,7 +139,7 @@ fn vector_request(received_at: DateTime<Utc>, digest: &str, body: &str) -> Webho
 }
 
 fn authenticate(request: &WebhookRequest, connection: &Connection) -> Result<(), AuthError> {
-    MessageMedia::default().authenticate(request, connection, &ConnectionSecrets::default())
+    sandboxed().authenticate(request, connection, &ConnectionSecrets::default())
 }
 
 #[test]
@@ -405,7 +409,7 @@ fn the_status_table() {
 
 fn parse_body(body: &str) -> ParsedItems {
     let req = request("/hook", &[], body, Utc::now());
-    MessageMedia::default()
+    sandboxed()
         .parse(&req, RouteKind::Status, &connection())
         .unwrap()
 }
@@ -567,7 +571,7 @@ fn form_and_query_templates_are_read_too() {
     req.body = Bytes::from_static(
         b"message_id=m1&status=delivered&delivery_report_id=d9&metadata=%7B%22messageId%22%3A%22x1%22%7D",
     );
-    let items = MessageMedia::default()
+    let items = sandboxed()
         .parse(&req, RouteKind::Status, &connection())
         .unwrap();
     let Ok(WebhookItem::Status(report)) = &items[0] else {
@@ -581,7 +585,7 @@ fn form_and_query_templates_are_read_too() {
         Utc::now(),
     );
     get.method = Method::GET;
-    let items = MessageMedia::default()
+    let items = sandboxed()
         .parse(&get, RouteKind::Message, &connection())
         .unwrap();
     assert!(matches!(&items[0], Ok(WebhookItem::Inbound(r)) if r.text == "5"));
@@ -589,7 +593,7 @@ fn form_and_query_templates_are_read_too() {
 
 #[test]
 fn unreadable_payloads_are_errors_that_name_the_problem() {
-    let adapter = MessageMedia::default();
+    let adapter = sandboxed();
     for (body, says) in [
         ("{not json", "not valid JSON"),
         ("\"text\"", "object or an array"),
@@ -613,7 +617,7 @@ fn unreadable_payloads_are_errors_that_name_the_problem() {
 
 #[test]
 fn media_types_other_than_json_and_form_are_refused() {
-    let adapter = MessageMedia::default();
+    let adapter = sandboxed();
     let mut req = request("/hook", &[], "<xml/>", Utc::now());
     assert!(adapter.check_media_type(&req).is_ok());
     req.headers
@@ -749,7 +753,7 @@ fn the_message_carries_our_id_callback_and_sender_type() {
 }
 
 fn fields(overrides: Value) -> Map<String, Value> {
-    let mut f = MessageMedia::default().example_fields();
+    let mut f = sandboxed().example_fields();
     if let Value::Object(o) = overrides {
         f.extend(o);
     }
@@ -757,7 +761,7 @@ fn fields(overrides: Value) -> Map<String, Value> {
 }
 
 fn field_error(overrides: Value, field: &str) -> String {
-    let errors = MessageMedia::default()
+    let errors = sandboxed()
         .validate_connection(&fields(overrides))
         .unwrap_err();
     errors
@@ -779,7 +783,7 @@ fn senders_are_stored_in_the_form_messagemedia_wants() {
         ("Qualtrics", "Qualtrics"),
         ("My_Brand-1", "My_Brand-1"),
     ] {
-        let valid = MessageMedia::default()
+        let valid = sandboxed()
             .validate_connection(&fields(json!({ "from": input })))
             .unwrap();
         assert_eq!(valid.settings["from"], stored, "{input}");
@@ -803,7 +807,7 @@ fn only_messagemedia_hosts_are_allowed_as_api_host() {
         ("EU.app.api.sinch.com", "eu.app.api.sinch.com"),
         ("https://au.app.api.sinch.com/", "au.app.api.sinch.com"),
     ] {
-        let valid = MessageMedia::default()
+        let valid = sandboxed()
             .validate_connection(&fields(json!({ "apiHost": input })))
             .unwrap();
         assert_eq!(valid.settings["apiHost"], stored);
@@ -816,18 +820,16 @@ fn only_messagemedia_hosts_are_allowed_as_api_host() {
     ] {
         assert!(field_error(json!({ "apiHost": bad }), "apiHost").contains("must be one of"));
     }
-    let mut without = MessageMedia::default().example_fields();
+    let mut without = sandboxed().example_fields();
     without.remove("apiHost");
-    let valid = MessageMedia::default()
-        .validate_connection(&without)
-        .unwrap();
+    let valid = sandboxed().validate_connection(&without).unwrap();
     assert_eq!(valid.settings["apiHost"], DEFAULT_API_HOST);
 }
 
 #[test]
 fn every_broken_rule_is_named_and_no_secret_shown() {
     let secret = "Zq7 secret\u{7}with a bell";
-    let errors = MessageMedia::default()
+    let errors = sandboxed()
         .validate_connection(&fields(json!({
             "apiKey": "has:colon",
             "apiSecret": secret,
@@ -856,7 +858,7 @@ fn every_broken_rule_is_named_and_no_secret_shown() {
         )
         .contains("RSA")
     );
-    let valid = MessageMedia::default()
+    let valid = sandboxed()
         .validate_connection(&fields(json!({ "webhookPublicKey": VECTOR_KEY })))
         .unwrap();
     let stored = valid.settings["webhookPublicKey"].as_str().unwrap();
@@ -873,7 +875,7 @@ fn every_broken_rule_is_named_and_no_secret_shown() {
 
 #[test]
 fn samples_authenticate_and_parse_as_what_they_are() {
-    let adapter = MessageMedia::default();
+    let adapter = sandboxed();
     let conn = connection();
     let secrets = ConnectionSecrets::default();
     let url: Url = "https://sms.example.test/distribution-providers/v1/receive/distribution/status/messagemedia-sms/ORG_1"
@@ -942,7 +944,7 @@ fn samples_authenticate_and_parse_as_what_they_are() {
 fn the_setup_guide_names_both_urls_and_post() {
     let message: Url = "https://sms.example.test/m".parse().unwrap();
     let status: Url = "https://sms.example.test/s".parse().unwrap();
-    let guide = MessageMedia::default().setup_guide(&message, &status);
+    let guide = sandboxed().setup_guide(&message, &status);
     for needle in [
         "https://sms.example.test/m",
         "https://sms.example.test/s",
@@ -953,4 +955,25 @@ fn the_setup_guide_names_both_urls_and_post() {
     ] {
         assert!(guide.contains(needle), "{needle}: {guide}");
     }
+}
+
+#[test]
+fn the_published_simulation_key_is_refused_outside_a_sandbox() {
+    let fields = MessageMedia::new(None).example_fields();
+    let errors = MessageMedia::new(None)
+        .validate_connection(&fields)
+        .expect_err("a real deployment refuses the simulation key");
+    assert!(
+        errors
+            .0
+            .iter()
+            .any(|e| e.field == "webhookPublicKey" && e.rule.contains("simulation key")),
+        "{errors}"
+    );
+    let sandbox: url::Url = "http://127.0.0.1:4010/messagemedia".parse().unwrap();
+    assert!(
+        MessageMedia::new(Some(sandbox))
+            .validate_connection(&fields)
+            .is_ok()
+    );
 }
