@@ -5,6 +5,7 @@
 //! [`Registry::all`].
 
 pub mod http;
+pub mod infobip;
 #[cfg(feature = "stand-in")]
 pub mod stand_in;
 pub mod twilio;
@@ -343,8 +344,10 @@ impl Registry {
     /// The one place adapters are registered: one line each.
     pub fn new(settings: &Settings) -> Self {
         let api_url = |p: Provider| settings.api_urls.get(&p).cloned();
-        let adapters: Vec<Arc<dyn ProviderAdapter>> =
-            vec![Arc::new(twilio::Twilio::new(api_url(Provider::Twilio)))];
+        let adapters: Vec<Arc<dyn ProviderAdapter>> = vec![
+            Arc::new(twilio::Twilio::new(api_url(Provider::Twilio))),
+            Arc::new(infobip::Infobip::new(api_url(Provider::Infobip))),
+        ];
         Registry {
             adapters: adapters.into_iter().map(|a| (a.provider(), a)).collect(),
         }
