@@ -93,18 +93,25 @@ pub fn stand_in() -> StandIn {
     }
 }
 
+/// An error answer for the whole request (boxed: a response is large, and most calls succeed).
+type Refusal = Box<Response>;
+
+fn refuse(response: Response) -> Refusal {
+    Box::new(response)
+}
+
 /// Infobip's v3 error body.
 fn api_error(
     status: StatusCode,
     code: &str,
     description: &str,
     violations: &[(String, String)],
-) -> Response {
+) -> Refusal {
     let violations: Vec<Value> = violations
         .iter()
         .map(|(property, violation)| json!({ "property": property, "violation": violation }))
         .collect();
-    json_answer(
+    refuse(json_answer(
         status,
         json!({
             "errorCode": code,
@@ -113,18 +120,18 @@ fn api_error(
             "violations": violations,
             "resources": [],
         }),
-    )
+    ))
 }
 
 /// The older `requestError.serviceException` body, still answered by parts of Infobip's API.
-fn legacy_error(status: StatusCode, id: &str, text: &str) -> Response {
-    json_answer(
+fn legacy_error(status: StatusCode, id: &str, text: &str) -> Refusal {
+    refuse(json_answer(
         status,
         json!({ "requestError": { "serviceException": { "messageId": id, "text": text } } }),
-    )
+    ))
 }
 
-fn bad_request(property: String, violation: &str) -> Response {
+fn bad_request(property: String, violation: &str) -> Refusal {
     api_error(
         StatusCode::BAD_REQUEST,
         "E400",
@@ -158,16 +165,16 @@ async fn send_messages(
     body: Bytes,
 ) -> Response {
     let Some(key) = api_key(&headers) else {
-        return api_error(StatusCode::UNAUTHORIZED, "E401", "Unauthorized", &[]);
+        return *api_error(StatusCode::UNAUTHORIZED, "E401", "Unauthorized", &[]);
     };
     let Ok(request) = serde_json::from_slice::<Value>(&body) else {
-        return bad_request("body".into(), "must be valid JSON");
+        return *bad_request("body".into(), "must be valid JSON");
     };
     let Some(messages) = request.get("messages").and_then(Value::as_array) else {
-        return bad_request("messages".into(), "must not be null");
+        return *bad_request("messages".into(), "must not be null");
     };
     if messages.is_empty() {
-        return bad_request("messages".into(), "size must be between 1 and 2147483647");
+        return *bad_request("messages".into(), "size must be between 1 and 2147483647");
     }
     let mut answers = Vec::new();
     for (i, message) in messages.iter().enumerate() {
@@ -176,11 +183,11 @@ async fn send_messages(
                 for destination in destinations {
                     match answer_destination(&accepted, &key, message, destination) {
                         Ok(answer) => answers.push(answer),
-                        Err(response) => return response,
+                        Err(refusal) => return *refusal,
                     }
                 }
             }
-            Err(response) => return response,
+            Err(refusal) => return *refusal,
         }
     }
     json_answer(
@@ -190,7 +197,7 @@ async fn send_messages(
 }
 
 /// A message's destinations, once the message itself is well-formed.
-fn check_message(i: usize, message: &Value) -> Result<Vec<&Value>, Response> {
+fn check_message(i: usize, message: &Value) -> Result<Vec<&Value>, Refusal> {
     let at = |field: &str| format!("messages[{i}].{field}");
     let destinations = message
         .get("destinations")
@@ -259,7 +266,7 @@ fn answer_destination(
     key: &str,
     message: &Value,
     destination: &Value,
-) -> Result<Value, Response> {
+) -> Result<Value, Refusal> {
     let to = destination.get("to").and_then(Value::as_str).unwrap_or("");
     let magic = MAGIC_NUMBERS
         .iter()
@@ -311,31 +318,25 @@ fn first_use(accepted: &Accepted, key: &str, message_id: &str) -> bool {
 }
 
 /// The status a (possibly magic) recipient gets, or the HTTP error it makes Infobip answer.
-fn magic_status(magic: Option<&MagicNumber>) -> Result<&'static str, Response> {
+fn magic_status(magic: Option<&MagicNumber>) -> Result<&'static str, Refusal> {
     match magic.map(|m| m.answer) {
-        Some(Answer::TooManyRequests) => {
-            return Err(api_error(
-                StatusCode::TOO_MANY_REQUESTS,
-                "E429",
-                "Too many requests sent.",
-                &[],
-            ));
-        }
-        Some(Answer::GeneralError) => {
-            return Err(api_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "E500",
-                "Something went wrong.",
-                &[],
-            ));
-        }
-        Some(Answer::Forbidden) => {
-            return Err(legacy_error(
-                StatusCode::FORBIDDEN,
-                "FORBIDDEN",
-                "Forbidden",
-            ));
-        }
+        Some(Answer::TooManyRequests) => Err(api_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "E429",
+            "Too many requests sent.",
+            &[],
+        )),
+        Some(Answer::GeneralError) => Err(api_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "E500",
+            "Something went wrong.",
+            &[],
+        )),
+        Some(Answer::Forbidden) => Err(legacy_error(
+            StatusCode::FORBIDDEN,
+            "FORBIDDEN",
+            "Forbidden",
+        )),
         Some(Answer::Rejected(name)) => Ok(name),
         None => Ok("PENDING_ACCEPTED"),
     }
