@@ -5,6 +5,7 @@
 //! [`Registry::all`].
 
 pub mod http;
+pub mod infobip;
 pub mod linkmobility;
 pub mod messagebird;
 pub mod messagemedia;
@@ -364,6 +365,7 @@ impl Registry {
                 api_url(Provider::Sinch),
                 settings.sinch_auth_api_url.clone(),
             )),
+            Arc::new(infobip::Infobip::new(api_url(Provider::Infobip))),
         ];
         Registry {
             adapters: adapters.into_iter().map(|a| (a.provider(), a)).collect(),
