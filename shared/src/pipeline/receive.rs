@@ -6,10 +6,11 @@ use crate::deps::Deps;
 use crate::domain::phone::{self, KeywordIntent};
 use crate::domain::{Connection, Event, InboundEvent, MessageRecord, Provider, StatusEvent};
 use crate::providers::{
-    AuthError, InboundReport, ProviderAdapter, ReplyTo, StatusReport, WebhookItem,
+    AuthError, InboundReport, ParseError, ProviderAdapter, ReplyTo, StatusReport, WebhookItem,
 };
 use crate::stores::{InboundPart, StoreError};
 use crate::webhook::{Route, WebhookReply, WebhookRequest};
+use futures_util::StreamExt;
 
 /// Larger than any provider's batch (Infobip's 2000-report buckets included).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -75,6 +76,18 @@ pub struct Recorded {
     pub bad_items: usize,
     pub pending_parts: usize,
 }
+
+impl Recorded {
+    fn add(&mut self, other: Recorded) {
+        self.events += other.events;
+        self.duplicates += other.duplicates;
+        self.bad_items += other.bad_items;
+        self.pending_parts += other.pending_parts;
+    }
+}
+
+/// Items of one request being recorded at once.
+const ITEMS_IN_FLIGHT: usize = 16;
 
 /// Handles one webhook request and always answers: the provider's acknowledgement or an error
 /// reply. Never panics on any input.
@@ -238,20 +251,23 @@ async fn handle(
         .parse(request, route.kind, connection)
         .map_err(|e| ReceiveError::Unparseable(e.0))?;
 
+    // A batch's items are recorded several at once: a 2000-report bucket is thousands of store
+    // calls, which one after another would outlast the function's timeout on DynamoDB. Their
+    // order does not matter: every status step is monotonic and atomic, opt-outs are ordered by
+    // their own time, and events dedupe on their keys.
+    // Collected first: a lazy `map` over borrowed items would put its closure into this future's
+    // type, which then is not `Send` for every lifetime (axum needs it to be).
+    let recordings: Vec<_> = items
+        .iter()
+        .map(|item| record_item(deps, connection, request, item))
+        .collect();
+    let outcomes: Vec<Result<Recorded, ReceiveError>> = futures_util::stream::iter(recordings)
+        .buffer_unordered(ITEMS_IN_FLIGHT)
+        .collect()
+        .await;
     let mut recorded = Recorded::default();
-    for item in &items {
-        match item {
-            Ok(WebhookItem::Status(report)) => {
-                record_status(deps, connection, request, report, &mut recorded).await?
-            }
-            Ok(WebhookItem::Inbound(report)) => {
-                record_inbound(deps, connection, request, report, &mut recorded).await?
-            }
-            Err(bad) => {
-                recorded.bad_items += 1;
-                tracing::warn!(connection_id = %connection.connection_id, error = %bad, "bad item in webhook batch");
-            }
-        }
+    for outcome in outcomes {
+        recorded.add(outcome?);
     }
     if !items.is_empty() && recorded.bad_items == items.len() {
         let first = items
@@ -261,6 +277,28 @@ async fn handle(
         return Err(ReceiveError::Unparseable(first.unwrap_or_default()));
     }
     Ok((adapter.acknowledge(route.kind, connection), recorded))
+}
+
+async fn record_item(
+    deps: &Deps,
+    connection: &Connection,
+    request: &WebhookRequest,
+    item: &Result<WebhookItem, ParseError>,
+) -> Result<Recorded, ReceiveError> {
+    let mut recorded = Recorded::default();
+    match item {
+        Ok(WebhookItem::Status(report)) => {
+            record_status(deps, connection, request, report, &mut recorded).await?
+        }
+        Ok(WebhookItem::Inbound(report)) => {
+            record_inbound(deps, connection, request, report, &mut recorded).await?
+        }
+        Err(bad) => {
+            recorded.bad_items += 1;
+            tracing::warn!(connection_id = %connection.connection_id, error = %bad, "bad item in webhook batch");
+        }
+    }
+    Ok(recorded)
 }
 
 /// The message a report is about, on the connection that owns the report. Our id (echoed in a
