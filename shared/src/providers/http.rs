@@ -24,6 +24,7 @@
 //! [`error_excerpt`] keeps provider error bodies out of our logs and answers except as a short,
 //! single-line excerpt.
 
+use super::SendError;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -437,6 +438,36 @@ pub fn join_path(base: &Url, path: &str) -> String {
     let base = base.as_str().trim_end_matches('/');
     let path = path.trim_start_matches('/');
     format!("{base}/{path}")
+}
+
+/// A provider's whole answer to a request: its HTTP status, the wait its `Retry-After` asks
+/// for, and its body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProviderAnswer {
+    pub status: u16,
+    pub retry_after: Option<Duration>,
+    pub body: String,
+}
+
+/// Sends a provider request and reads its whole answer. A transport failure is classified by
+/// whether the request can have left ([`SendError::from_transport`]): only a failure to connect
+/// may be sent again.
+pub async fn exchange(request: reqwest::RequestBuilder) -> Result<ProviderAnswer, SendError> {
+    let response = request
+        .send()
+        .await
+        .map_err(|e| SendError::from_transport(&e))?;
+    let status = response.status().as_u16();
+    let retry_after = super::retry_after(response.headers());
+    let body = response
+        .text()
+        .await
+        .map_err(|e| SendError::from_transport(&e))?;
+    Ok(ProviderAnswer {
+        status,
+        retry_after,
+        body,
+    })
 }
 
 #[cfg(test)]

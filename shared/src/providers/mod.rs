@@ -237,6 +237,42 @@ pub enum WebhookItem {
 /// A request's items; a batch keeps its good items when one is bad.
 pub type ParsedItems = Vec<Result<WebhookItem, ParseError>>;
 
+/// The parameters a webhook carries, for the providers that send flat parameters in any of
+/// three shapes (Twilio, Vonage): the query of a GET, the form body of a POST, or the top-level
+/// scalar fields of a JSON POST (numbers and booleans as their text).
+pub fn webhook_params(request: &WebhookRequest) -> Result<Vec<(String, String)>, ParseError> {
+    if request.method == ::http::Method::GET {
+        return Ok(request.query_pairs());
+    }
+    if request.is_json() {
+        let value: Value = serde_json::from_slice(&request.body)
+            .map_err(|e| ParseError(format!("body is not valid JSON: {e}")))?;
+        let Value::Object(map) = value else {
+            return Err(ParseError("JSON body must be an object".into()));
+        };
+        return Ok(map
+            .into_iter()
+            .filter_map(|(name, value)| match value {
+                Value::String(s) => Some((name, s)),
+                Value::Number(n) => Some((name, n.to_string())),
+                Value::Bool(b) => Some((name, b.to_string())),
+                _ => None,
+            })
+            .collect());
+    }
+    request
+        .form_pairs()
+        .ok_or_else(|| ParseError("form body is not valid UTF-8".into()))
+}
+
+/// The first value of `name` among webhook parameters.
+pub fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
 /// What `byosms simulate` asks an adapter to produce.
 #[derive(Clone, Debug)]
 pub enum SampleEvent {

@@ -13,12 +13,13 @@ pub use reports::{format_timestamp, parse_timestamp};
 use super::http::{admin_host_rule, error_excerpt, join_path};
 use super::{
     Accepted, AuthError, OutboundMessage, ParseError, ParsedItems, ProviderAdapter, Retry,
-    SampleEvent, SendContext, SendError, SignedRequest, UnsupportedMediaType, retry_after,
+    SampleEvent, SendContext, SendError, SignedRequest, UnsupportedMediaType,
 };
 use crate::domain::{
     Connection, ConnectionSecrets, FieldReader, Provider, ProviderFields, SendErrorCode, Status,
     ValidationErrors,
 };
+use crate::providers::http::{ProviderAnswer, exchange};
 use crate::webhook::{RouteKind, WebhookReply, WebhookRequest};
 use async_trait::async_trait;
 use base64::Engine;
@@ -509,23 +510,21 @@ impl ProviderAdapter for Infobip {
             .ok_or_else(|| SendError::config("connection secret has no apiKey"))?;
         let (endpoint, client) = self.send_endpoint(ctx)?;
         let body = send_body(sender, message, ctx.status_callback);
-        let response = client
-            .post(&endpoint)
-            .header(
-                http::header::AUTHORIZATION,
-                format!("{API_KEY_SCHEME} {api_key}"),
-            )
-            .header(http::header::ACCEPT, "application/json")
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| SendError::from_transport(&e))?;
-        let status = response.status().as_u16();
-        let wait = retry_after(response.headers());
-        let text = response
-            .text()
-            .await
-            .map_err(|e| SendError::from_transport(&e))?;
+        let ProviderAnswer {
+            status,
+            retry_after: wait,
+            body: text,
+        } = exchange(
+            client
+                .post(&endpoint)
+                .header(
+                    http::header::AUTHORIZATION,
+                    format!("{API_KEY_SCHEME} {api_key}"),
+                )
+                .header(http::header::ACCEPT, "application/json")
+                .json(&body),
+        )
+        .await?;
         if !(200..300).contains(&status) {
             return Err(classify_http_error(status, &text).with_retry_after(wait));
         }

@@ -10,12 +10,13 @@ use super::http::{ProviderHttp, admin_host_rule, error_excerpt, join_path};
 use super::{
     Accepted, AuthError, InboundReport, OutboundMessage, ParseError, ParsedItems, ProviderAdapter,
     Retry, SampleEvent, SendContext, SendError, SignedRequest, StatusReport, UnsupportedMediaType,
-    WebhookItem, retry_after,
+    WebhookItem,
 };
 use crate::domain::{
     Connection, ConnectionSecrets, FieldReader, Provider, ProviderFields, SendErrorCode, Status,
     ValidationErrors, is_valid_message_id, phone, segments,
 };
+use crate::providers::http::{ProviderAnswer, exchange};
 use crate::webhook::{RouteKind, WebhookReply, WebhookRequest};
 use async_trait::async_trait;
 use base64::Engine;
@@ -731,21 +732,18 @@ impl ProviderAdapter for LinkMobility {
                 reply_sms_count: "true",
             },
         };
-        let response = self
-            .client(ctx.http)
-            .post(self.send_endpoint(host))
-            .basic_auth(username, Some(password))
-            .header(http::header::ACCEPT, "application/json")
-            .json(&request)
-            .send()
-            .await
-            .map_err(|e| SendError::from_transport(&e))?;
-        let status = response.status().as_u16();
-        let wait = retry_after(response.headers());
-        let body = response
-            .text()
-            .await
-            .map_err(|e| SendError::from_transport(&e))?;
+        let ProviderAnswer {
+            status,
+            retry_after: wait,
+            body,
+        } = exchange(
+            self.client(ctx.http)
+                .post(self.send_endpoint(host))
+                .basic_auth(username, Some(password))
+                .header(http::header::ACCEPT, "application/json")
+                .json(&request),
+        )
+        .await?;
         if (200..300).contains(&status) {
             read_accepted(status, &body, &user_data)
         } else {

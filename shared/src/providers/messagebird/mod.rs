@@ -13,12 +13,13 @@ pub use payload::{OPTED_OUT, normalize_status};
 use super::http::{error_excerpt, join_path};
 use super::{
     Accepted, AuthError, OutboundMessage, ParseError, ParsedItems, ProviderAdapter, Retry,
-    SampleEvent, SendContext, SendError, SignedRequest, UnsupportedMediaType, retry_after,
+    SampleEvent, SendContext, SendError, SignedRequest, UnsupportedMediaType,
 };
 use crate::domain::{
     Connection, ConnectionSecrets, FieldReader, Provider, ProviderFields, SendErrorCode, Status,
     ValidationErrors, phone, segments,
 };
+use crate::providers::http::{ProviderAnswer, exchange};
 use crate::webhook::{RouteKind, WebhookReply, WebhookRequest};
 use async_trait::async_trait;
 use serde::Deserialize;
@@ -270,25 +271,22 @@ impl ProviderAdapter for MessageBird {
         }
         let recipient = message.to.trim_start_matches('+');
         let request = message_request(from, recipient, message, ctx.status_callback);
-        let response = ctx
-            .http
-            .client()
-            .post(join_path(&self.api_base, "/messages"))
-            .header(
-                http::header::AUTHORIZATION,
-                format!("AccessKey {access_key}"),
-            )
-            .header(http::header::ACCEPT, "application/json")
-            .json(&request)
-            .send()
-            .await
-            .map_err(|e| SendError::from_transport(&e))?;
-        let status = response.status().as_u16();
-        let wait = retry_after(response.headers());
-        let body = response
-            .text()
-            .await
-            .map_err(|e| SendError::from_transport(&e))?;
+        let ProviderAnswer {
+            status,
+            retry_after: wait,
+            body,
+        } = exchange(
+            ctx.http
+                .client()
+                .post(join_path(&self.api_base, "/messages"))
+                .header(
+                    http::header::AUTHORIZATION,
+                    format!("AccessKey {access_key}"),
+                )
+                .header(http::header::ACCEPT, "application/json")
+                .json(&request),
+        )
+        .await?;
         if !(200..300).contains(&status) {
             return Err(classify(status, &body).with_retry_after(wait));
         }

@@ -11,12 +11,13 @@ use super::http::{error_excerpt, join_path};
 use super::{
     Accepted, AuthError, InboundReport, OutboundMessage, ParseError, ParsedItems, ProviderAdapter,
     ReplyTo, Retry, SampleEvent, SendContext, SendError, SignedRequest, StatusReport,
-    UnsupportedMediaType, WebhookItem, retry_after,
+    UnsupportedMediaType, WebhookItem,
 };
 use crate::domain::{
     Connection, ConnectionSecrets, FieldReader, Provider, ProviderFields, SendErrorCode, Status,
     ValidationErrors, is_valid_message_id, phone,
 };
+use crate::providers::http::{ProviderAnswer, exchange};
 use crate::webhook::{RouteKind, WebhookReply, WebhookRequest};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -602,22 +603,19 @@ impl ProviderAdapter for MessageMedia {
         let endpoint = self.messages_endpoint(api_host)?;
         let body = json!({ "messages": [message_json(message, from, ctx.status_callback)] });
 
-        let response = ctx
-            .http
-            .client()
-            .post(&endpoint)
-            .basic_auth(api_key, Some(api_secret))
-            .header(http::header::ACCEPT, "application/json")
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| SendError::from_transport(&e))?;
-        let status = response.status().as_u16();
-        let wait = retry_after(response.headers());
-        let text = response
-            .text()
-            .await
-            .map_err(|e| SendError::from_transport(&e))?;
+        let ProviderAnswer {
+            status,
+            retry_after: wait,
+            body: text,
+        } = exchange(
+            ctx.http
+                .client()
+                .post(&endpoint)
+                .basic_auth(api_key, Some(api_secret))
+                .header(http::header::ACCEPT, "application/json")
+                .json(&body),
+        )
+        .await?;
         if !(200..300).contains(&status) {
             return Err(classify(status, &text).with_retry_after(wait));
         }

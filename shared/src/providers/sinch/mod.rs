@@ -13,12 +13,13 @@ use super::http::{error_excerpt, join_path};
 use super::{
     Accepted, AuthError, InboundReport, OutboundMessage, ParseError, ParsedItems, ProviderAdapter,
     ReplyTo, Retry, SampleEvent, SendContext, SendError, SignedRequest, StatusReport,
-    UnsupportedMediaType, WebhookItem, retry_after,
+    UnsupportedMediaType, WebhookItem,
 };
 use crate::domain::{
     Connection, ConnectionSecrets, FieldReader, Provider, ProviderFields, SendErrorCode, Status,
     ValidationErrors, is_valid_message_id, phone,
 };
+use crate::providers::http::{ProviderAnswer, exchange};
 use crate::webhook::{RouteKind, WebhookReply, WebhookRequest};
 use async_trait::async_trait;
 use base64::Engine;
@@ -608,22 +609,19 @@ impl Sinch {
         body: &Value,
         region: &str,
     ) -> Result<Answer, SendError> {
-        let response = ctx
-            .http
-            .client()
-            .post(endpoint)
-            .bearer_auth(token)
-            .header(http::header::ACCEPT, "application/json")
-            .json(body)
-            .send()
-            .await
-            .map_err(|e| SendError::from_transport(&e))?;
-        let status = response.status().as_u16();
-        let wait = retry_after(response.headers());
-        let text = response
-            .text()
-            .await
-            .map_err(|e| SendError::from_transport(&e))?;
+        let ProviderAnswer {
+            status,
+            retry_after: wait,
+            body: text,
+        } = exchange(
+            ctx.http
+                .client()
+                .post(endpoint)
+                .bearer_auth(token)
+                .header(http::header::ACCEPT, "application/json")
+                .json(body),
+        )
+        .await?;
         if status == 401 {
             return Ok(Answer::TokenRefused);
         }

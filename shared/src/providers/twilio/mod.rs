@@ -8,12 +8,14 @@ use super::http::{error_excerpt, join_path};
 use super::{
     Accepted, AuthError, InboundReport, OutboundMessage, ParseError, ParsedItems, ProviderAdapter,
     Retry, SampleEvent, SendContext, SendError, SignedRequest, StatusReport, UnsupportedMediaType,
-    WebhookItem, retry_after,
+    WebhookItem,
 };
 use crate::domain::{
     Connection, ConnectionSecrets, FieldReader, Provider, ProviderFields, SendErrorCode, Status,
     ValidationErrors, phone,
 };
+use crate::providers::http::{ProviderAnswer, exchange};
+use crate::providers::{param, webhook_params};
 use crate::webhook::{RouteKind, WebhookReply, WebhookRequest, encode_query_value};
 use async_trait::async_trait;
 use base64::Engine;
@@ -158,39 +160,6 @@ fn sha256_hex(bytes: &[u8]) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
-}
-
-/// The parameters a webhook carries: the form body of a POST, the query of a GET, or the string
-/// fields of a JSON body.
-fn webhook_params(request: &WebhookRequest) -> Result<Vec<(String, String)>, ParseError> {
-    if request.method == http::Method::GET {
-        return Ok(request.query_pairs());
-    }
-    if request.is_json() {
-        let value: Value = serde_json::from_slice(&request.body)
-            .map_err(|e| ParseError(format!("body is not valid JSON: {e}")))?;
-        let Value::Object(map) = value else {
-            return Err(ParseError("JSON body must be an object".into()));
-        };
-        return Ok(map
-            .into_iter()
-            .filter_map(|(k, v)| match v {
-                Value::String(s) => Some((k, s)),
-                Value::Number(n) => Some((k, n.to_string())),
-                _ => None,
-            })
-            .collect());
-    }
-    request
-        .form_pairs()
-        .ok_or_else(|| ParseError("form body is not valid UTF-8".into()))
-}
-
-fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    params
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
 }
 
 /// Twilio's `MessageStatus` words, normalized (twilio-oai `message_enum_status`).
@@ -395,22 +364,19 @@ impl ProviderAdapter for Twilio {
             form.push(("StatusCallback", url.to_string()));
         }
 
-        let response = ctx
-            .http
-            .client()
-            .post(&endpoint)
-            .basic_auth(account_sid, Some(auth_token))
-            .header(http::header::ACCEPT, "application/json")
-            .form(&form)
-            .send()
-            .await
-            .map_err(|e| SendError::from_transport(&e))?;
-        let status = response.status().as_u16();
-        let wait = retry_after(response.headers());
-        let body = response
-            .text()
-            .await
-            .map_err(|e| SendError::from_transport(&e))?;
+        let ProviderAnswer {
+            status,
+            retry_after: wait,
+            body,
+        } = exchange(
+            ctx.http
+                .client()
+                .post(&endpoint)
+                .basic_auth(account_sid, Some(auth_token))
+                .header(http::header::ACCEPT, "application/json")
+                .form(&form),
+        )
+        .await?;
         if !(200..300).contains(&status) {
             return Err(classify(status, &body).with_retry_after(wait));
         }

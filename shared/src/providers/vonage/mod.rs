@@ -10,13 +10,15 @@ use super::http::{error_excerpt, join_path};
 use super::{
     Accepted, AuthError, InboundReport, MessagePart, OutboundMessage, ParseError, ParsedItems,
     ProviderAdapter, Retry, SampleEvent, SendContext, SendError, SignedRequest, StatusReport,
-    UnsupportedMediaType, WebhookItem, retry_after,
+    UnsupportedMediaType, WebhookItem,
 };
 use crate::domain::segments::{self, Encoding};
 use crate::domain::{
     Connection, ConnectionSecrets, FieldReader, Provider, ProviderFields, SendErrorCode, Status,
     ValidationErrors, is_valid_message_id, phone,
 };
+use crate::providers::http::{ProviderAnswer, exchange};
+use crate::providers::{param, webhook_params};
 use crate::webhook::{RouteKind, WebhookReply, WebhookRequest};
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -163,40 +165,6 @@ pub fn signature(method: SignatureMethod, secret: &str, params: &[(String, Strin
         SignatureMethod::HmacSha256 => hmac_hex::<Hmac<Sha256>>(secret, &base),
         SignatureMethod::HmacSha512 => hmac_hex::<Hmac<Sha512>>(secret, &base),
     }
-}
-
-/// The parameters a webhook carries, as Vonage signed them: the query of a GET, the form body
-/// of a POST, or the top-level scalar fields of a JSON POST.
-fn webhook_params(request: &WebhookRequest) -> Result<Vec<(String, String)>, ParseError> {
-    if request.method == http::Method::GET {
-        return Ok(request.query_pairs());
-    }
-    if request.is_json() {
-        let value: Value = serde_json::from_slice(&request.body)
-            .map_err(|e| ParseError(format!("body is not valid JSON: {e}")))?;
-        let Value::Object(map) = value else {
-            return Err(ParseError("JSON body must be an object".into()));
-        };
-        return Ok(map
-            .into_iter()
-            .filter_map(|(name, value)| match value {
-                Value::String(s) => Some((name, s)),
-                Value::Number(n) => Some((name, n.to_string())),
-                Value::Bool(b) => Some((name, b.to_string())),
-                _ => None,
-            })
-            .collect());
-    }
-    request
-        .form_pairs()
-        .ok_or_else(|| ParseError("form body is not valid UTF-8".into()))
-}
-
-fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    params
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
 }
 
 fn non_empty<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -712,21 +680,18 @@ impl ProviderAdapter for Vonage {
             form.push(("callback", callback));
         }
 
-        let response = ctx
-            .http
-            .client()
-            .post(self.send_endpoint())
-            .header(http::header::ACCEPT, "application/json")
-            .form(&form)
-            .send()
-            .await
-            .map_err(|e| SendError::from_transport(&e))?;
-        let status = response.status().as_u16();
-        let wait = retry_after(response.headers());
-        let body = response
-            .text()
-            .await
-            .map_err(|e| SendError::from_transport(&e))?;
+        let ProviderAnswer {
+            status,
+            retry_after: wait,
+            body,
+        } = exchange(
+            ctx.http
+                .client()
+                .post(self.send_endpoint())
+                .header(http::header::ACCEPT, "application/json")
+                .form(&form),
+        )
+        .await?;
         if !(200..300).contains(&status) {
             return Err(classify_http(status, &body, wait));
         }
