@@ -15,7 +15,6 @@ use byosms::webhook::{Route, RouteKind, WebhookRequest};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method};
 use serde_json::{Value, json};
-use std::time::{Duration, Instant};
 use wiremock::matchers::{body_json, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -748,7 +747,7 @@ async fn a_batch_keeps_its_good_items_and_a_repeated_batch_stores_nothing_twice(
 }
 
 /// A bucket of `size` reports (one of them for a message we sent) is processed in one request.
-async fn bucket(backend: Backend, size: usize) -> Duration {
+async fn bucket(backend: Backend, size: usize) {
     let deps = infobip_deps(backend).await;
     send_one(&deps, ORG, "ib-big", TO).await;
     let at = "2019-11-09T16:00:00.000+0000";
@@ -765,13 +764,11 @@ async fn bucket(backend: Backend, size: usize) -> Duration {
         })
         .collect();
     results.push(dlr("ib-big", 5, "DELIVERED_TO_HANDSET", 3, "DELIVERED", at));
-    let started = Instant::now();
     assert_eq!(
         post(&deps, "status", &json!({ "results": results })).await,
         200,
         "{backend:?}"
     );
-    let took = started.elapsed();
     let events = deps
         .stores
         .messages
@@ -787,15 +784,14 @@ async fn bucket(backend: Backend, size: usize) -> Duration {
         .unwrap()
         .unwrap();
     assert_eq!(record.status, Some(Status::Delivered), "{backend:?}");
-    took
 }
 
+/// Infobip's largest bucket (`maxBucketSize`) is recorded whole in one request. How long it
+/// takes is a benchmark's question, not a test's (the receive pipeline records a batch's items
+/// several at once so that it fits the function's timeout).
 #[tokio::test]
-async fn a_bucket_of_2000_reports_finishes_well_inside_the_function_timeout() {
-    // The functions' timeout in template.yaml; Infobip's largest bucket (`maxBucketSize`).
-    const FUNCTION_TIMEOUT: Duration = Duration::from_secs(29);
-    let took = bucket(Backend::Embedded, 2000).await;
-    assert!(took < FUNCTION_TIMEOUT / 4, "2000 reports took {took:?}");
+async fn a_bucket_of_2000_reports_is_recorded_whole() {
+    bucket(Backend::Embedded, 2000).await;
     // moto answers a few requests a second once a table holds thousands of items, so on it the
     // bucket is Infobip's default size (100): the same code path, not a benchmark of moto.
     bucket(Backend::Aws, 100).await;
