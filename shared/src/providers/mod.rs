@@ -175,6 +175,13 @@ pub struct ParseError(pub String);
 #[error("unsupported content type {0}")]
 pub struct UnsupportedMediaType(pub String);
 
+impl UnsupportedMediaType {
+    /// The refusal of `request`'s media type, named as it came (or `(none)`).
+    pub fn of(request: &WebhookRequest) -> Self {
+        UnsupportedMediaType(request.media_type().unwrap_or_else(|| "(none)".into()))
+    }
+}
+
 /// A delivery status report, normalized.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StatusReport {

@@ -563,9 +563,7 @@ impl ProviderAdapter for Infobip {
         if request.is_json() {
             return Ok(());
         }
-        Err(UnsupportedMediaType(
-            request.media_type().unwrap_or_else(|| "(none)".into()),
-        ))
+        Err(UnsupportedMediaType::of(request))
     }
 
     fn parse(

@@ -787,9 +787,7 @@ impl ProviderAdapter for LinkMobility {
         if request.method == http::Method::GET || request.is_json() || request.is_form() {
             return Ok(());
         }
-        Err(UnsupportedMediaType(
-            request.media_type().unwrap_or_else(|| "(none)".into()),
-        ))
+        Err(UnsupportedMediaType::of(request))
     }
 
     fn parse(

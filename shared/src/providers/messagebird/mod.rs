@@ -348,9 +348,7 @@ impl ProviderAdapter for MessageBird {
         {
             return Ok(());
         }
-        Err(UnsupportedMediaType(
-            request.media_type().unwrap_or_else(|| "(none)".into()),
-        ))
+        Err(UnsupportedMediaType::of(request))
     }
 
     fn parse(

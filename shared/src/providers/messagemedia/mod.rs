@@ -690,9 +690,7 @@ impl ProviderAdapter for MessageMedia {
         if request.body.is_empty() || request.is_json() || request.is_form() {
             return Ok(());
         }
-        Err(UnsupportedMediaType(
-            request.media_type().unwrap_or_else(|| "(none)".into()),
-        ))
+        Err(UnsupportedMediaType::of(request))
     }
 
     fn parse(

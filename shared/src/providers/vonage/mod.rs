@@ -737,9 +737,7 @@ impl ProviderAdapter for Vonage {
         if request.method == http::Method::GET || request.is_form() || request.is_json() {
             return Ok(());
         }
-        Err(UnsupportedMediaType(
-            request.media_type().unwrap_or_else(|| "(none)".into()),
-        ))
+        Err(UnsupportedMediaType::of(request))
     }
 
     fn parse(
