@@ -411,15 +411,7 @@ async fn bad_link_webhooks_are_refused_and_nothing_is_stored() {
     let other = json!({"username": "org2-user", "password": "org2-password"});
     add_connection_with(&deps, Provider::Linkmobility, "ORG_2", "conn_1", other).await;
     add_connection(&deps, Provider::Linkmobility, "ORG_DISABLED", "conn_1").await;
-    let mut off = deps
-        .stores
-        .connections
-        .get_connection("ORG_DISABLED", "conn_1")
-        .await
-        .unwrap()
-        .unwrap();
-    off.enabled = false;
-    deps.stores.connections.put_connection(&off).await.unwrap();
+    disable_connection(&deps, "ORG_DISABLED", "conn_1").await;
     let base = start_gateway(deps.deps.clone()).await;
     let http = reqwest::Client::new();
 
@@ -496,16 +488,6 @@ async fn status_of(deps: &TestDeps, message_id: &str) -> Option<Status> {
         .await
         .unwrap();
     record.unwrap().status
-}
-
-fn statuses(events: &[Event]) -> Vec<(String, Status, Option<String>)> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Status(s) => Some((s.provider_status.clone(), s.status, s.message_id.clone())),
-            Event::Inbound(_) => None,
-        })
-        .collect()
 }
 
 #[tokio::test]

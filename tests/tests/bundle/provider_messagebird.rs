@@ -502,16 +502,6 @@ async fn get_report(deps: &TestDeps, slug: &str, query: &[(&str, &str)]) -> (u16
     )
 }
 
-fn statuses(events: &[Event]) -> Vec<(String, Status, Option<String>)> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Status(s) => Some((s.provider_status.clone(), s.status, s.message_id.clone())),
-            Event::Inbound(_) => None,
-        })
-        .collect()
-}
-
 #[tokio::test]
 async fn get_reports_are_monotonic_deduplicated_and_unknown_words_kept() {
     for backend in BACKENDS {

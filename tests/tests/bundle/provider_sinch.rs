@@ -660,15 +660,7 @@ async fn bad_sinch_webhooks_are_refused_and_nothing_is_stored() {
     add_sinch(&deps, "ORG_2", "5inch-webhook-secret-0rg2", "eu").await;
     add_sinch(&deps, "ORG_DISABLED", WEBHOOK_SECRET, "us").await;
     add_twilio(&deps, "ORG_TWILIO", "conn_1", FROM).await;
-    let mut off = deps
-        .stores
-        .connections
-        .get_connection("ORG_DISABLED", "conn_1")
-        .await
-        .unwrap()
-        .unwrap();
-    off.enabled = false;
-    deps.stores.connections.put_connection(&off).await.unwrap();
+    disable_connection(&deps, "ORG_DISABLED", "conn_1").await;
     let base = start_gateway(deps.deps.clone()).await;
     let http = reqwest::Client::new();
 
@@ -765,16 +757,6 @@ async fn deps_with_sent_message(backend: Backend, sinch: &MockServer) -> TestDep
     let sent = send_one(&deps, "m1", TO).await;
     assert_eq!(sent.status, ResultStatus::Accepted, "{sent:?}");
     deps
-}
-
-fn statuses(events: &[Event]) -> Vec<(String, Status, Option<String>)> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Status(s) => Some((s.provider_status.clone(), s.status, s.message_id.clone())),
-            Event::Inbound(_) => None,
-        })
-        .collect()
 }
 
 #[tokio::test]

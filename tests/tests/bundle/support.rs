@@ -5,7 +5,7 @@
 //! credentials, a strict mock Twilio API, and Twilio signing.
 
 use byosms::config::{RetryPolicy, api_url_variables};
-use byosms::domain::{Connection, Provider};
+use byosms::domain::{Connection, Event, Provider, Status};
 use byosms::pipeline::admin;
 use byosms::providers::{ProviderAdapter, Registry};
 use byosms::{Deps, Settings};
@@ -324,4 +324,28 @@ impl std::io::Write for LogSink {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
+}
+
+/// The status events among `events`: (provider's word, our status, our message id).
+pub fn statuses(events: &[Event]) -> Vec<(String, Status, Option<String>)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Status(s) => Some((s.provider_status.clone(), s.status, s.message_id.clone())),
+            Event::Inbound(_) => None,
+        })
+        .collect()
+}
+
+/// Turns a stored connection off, as an admin would (for "disabled connection" cases).
+pub async fn disable_connection(deps: &Deps, org_id: &str, connection_id: &str) {
+    let mut off = deps
+        .stores
+        .connections
+        .get_connection(org_id, connection_id)
+        .await
+        .unwrap()
+        .expect("the connection exists");
+    off.enabled = false;
+    deps.stores.connections.put_connection(&off).await.unwrap();
 }

@@ -171,15 +171,7 @@ async fn bad_twilio_webhooks_are_refused_and_nothing_is_stored() {
     let deps = deps(Backend::Embedded, settings).await;
     add_twilio(&deps, ORG, "conn_1", FROM).await;
     add_twilio(&deps, "ORG_DISABLED", "conn_1", FROM).await;
-    let mut off = deps
-        .stores
-        .connections
-        .get_connection("ORG_DISABLED", "conn_1")
-        .await
-        .unwrap()
-        .unwrap();
-    off.enabled = false;
-    deps.stores.connections.put_connection(&off).await.unwrap();
+    disable_connection(&deps, "ORG_DISABLED", "conn_1").await;
     let base = start_gateway(deps.deps.clone()).await;
     let host = base.trim_start_matches("http://").to_string();
     let http = reqwest::Client::new();
