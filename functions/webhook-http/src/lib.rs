@@ -23,6 +23,16 @@ fn route(kind: RouteKind, request: &Request) -> Option<Route> {
         .map(|r| Route { kind, ..r })
 }
 
+/// The scheme the provider called. API Gateway and function URLs terminate TLS and always say
+/// so in `X-Forwarded-Proto`; a request without it reached the function with nothing in front,
+/// which only the local emulator (`cargo lambda watch`, plain HTTP) does.
+fn scheme(headers: &lambda_http::http::HeaderMap) -> &str {
+    headers
+        .get("x-forwarded-proto")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("http")
+}
+
 fn webhook_request(deps: &Deps, request: Request) -> WebhookRequest {
     let (parts, body) = request.into_parts();
     let raw_path = match parts.extensions.raw_http_path() {
@@ -37,13 +47,7 @@ fn webhook_request(deps: &Deps, request: Request) -> WebhookRequest {
         .or(parts.uri.host())
         .unwrap_or("localhost")
         .to_string();
-    // API Gateway terminates TLS and says so in X-Forwarded-Proto.
-    let scheme = parts
-        .headers
-        .get("x-forwarded-proto")
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("https")
-        .to_string();
+    let scheme = scheme(&parts.headers).to_string();
     let base = deps.settings.public_base_url.as_ref().map(|u| u.as_str());
     WebhookRequest {
         method: parts.method,
