@@ -141,7 +141,7 @@ async fn the_event_files_run_through_the_handlers_on_both_stores() {
             [
                 (Provider::Twilio, "5", Some("dist42-r1")),
                 (Provider::Infobip, "4", None),
-                (Provider::LinkMobility, "3", None),
+                (Provider::Linkmobility, "3", None),
             ],
             "{backend:?}"
         );
@@ -180,9 +180,15 @@ async fn a_changed_event_file_is_refused() {
         .unwrap();
     assert_eq!(response.status(), 403);
 
-    // Infobip's credentials of another connection.
+    // Infobip's user with another password (wrong credentials: 403; none at all: 401).
     let mut event = read_event("receive-message-infobip.json");
     event["headers"]["authorization"] = json!("Basic Ynlvc21zOndyb25n");
+    let response = byosms_webhook_http::handle(&deps, RouteKind::Message, request(&event))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    let mut event = read_event("receive-message-infobip.json");
+    event["headers"].as_object_mut().unwrap().remove("authorization");
     let response = byosms_webhook_http::handle(&deps, RouteKind::Message, request(&event))
         .await
         .unwrap();
