@@ -23,8 +23,7 @@ fn events_dir() -> std::path::PathBuf {
 
 fn read_event(name: &str) -> Value {
     let path = events_dir().join(name);
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -93,17 +92,29 @@ async fn the_event_files_run_through_the_handlers_on_both_stores() {
         let deps = deps(backend, settings).await;
         add_event_connections(&deps).await;
 
-        let answer = byosms_send::handle(&deps, LambdaEvent::new(read_event("send.json"), Context::default()))
-            .await
-            .unwrap();
+        let answer = byosms_send::handle(
+            &deps,
+            LambdaEvent::new(read_event("send.json"), Context::default()),
+        )
+        .await
+        .unwrap();
         let answer = serde_json::to_value(answer).unwrap();
-        assert_eq!(answer["results"][0]["messageId"], "dist42-r1", "{backend:?}: {answer}");
-        assert_eq!(answer["results"][0]["status"], "accepted", "{backend:?}: {answer}");
+        assert_eq!(
+            answer["results"][0]["messageId"], "dist42-r1",
+            "{backend:?}: {answer}"
+        );
+        assert_eq!(
+            answer["results"][0]["status"], "accepted",
+            "{backend:?}: {answer}"
+        );
         assert_eq!(answer["results"][0]["providerMessageId"], SENT_SID);
 
         let err = byosms_send::handle(
             &deps,
-            LambdaEvent::new(read_event("send-unknown-connection.json"), Context::default()),
+            LambdaEvent::new(
+                read_event("send-unknown-connection.json"),
+                Context::default(),
+            ),
         )
         .await
         .unwrap_err();
@@ -111,13 +122,37 @@ async fn the_event_files_run_through_the_handlers_on_both_stores() {
 
         let twiml = r#"<?xml version="1.0" encoding="UTF-8"?><Response/>"#.to_string();
         for (kind, name, expected) in [
-            (RouteKind::Status, "receive-status-twilio-get.json", (200, twiml.clone())),
-            (RouteKind::Status, "receive-status-twilio.json", (200, twiml.clone())),
-            (RouteKind::Message, "receive-message-twilio.json", (200, twiml.clone())),
-            (RouteKind::Message, "receive-message-infobip.json", (200, String::new())),
-            (RouteKind::Message, "receive-message-linkmobility.json", (200, "OK".into())),
+            (
+                RouteKind::Status,
+                "receive-status-twilio-get.json",
+                (200, twiml.clone()),
+            ),
+            (
+                RouteKind::Status,
+                "receive-status-twilio.json",
+                (200, twiml.clone()),
+            ),
+            (
+                RouteKind::Message,
+                "receive-message-twilio.json",
+                (200, twiml.clone()),
+            ),
+            (
+                RouteKind::Message,
+                "receive-message-infobip.json",
+                (200, String::new()),
+            ),
+            (
+                RouteKind::Message,
+                "receive-message-linkmobility.json",
+                (200, "OK".into()),
+            ),
         ] {
-            assert_eq!(webhook(&deps, kind, name).await, expected, "{backend:?} {name}");
+            assert_eq!(
+                webhook(&deps, kind, name).await,
+                expected,
+                "{backend:?} {name}"
+            );
         }
 
         let events = deps.stores.messages.list_events(ORG, 20).await.unwrap();
@@ -125,7 +160,11 @@ async fn the_event_files_run_through_the_handlers_on_both_stores() {
             statuses(&events),
             [
                 ("sent".into(), Status::Sent, Some("dist42-r1".into())),
-                ("delivered".into(), Status::Delivered, Some("dist42-r1".into())),
+                (
+                    "delivered".into(),
+                    Status::Delivered,
+                    Some("dist42-r1".into())
+                ),
             ],
             "{backend:?}"
         );
@@ -159,9 +198,21 @@ async fn the_event_files_run_through_the_handlers_on_both_stores() {
             (RouteKind::Status, "receive-status-twilio.json"),
             (RouteKind::Message, "receive-message-infobip.json"),
         ] {
-            assert_eq!(webhook(&deps, kind, name).await.0, 200, "{backend:?} {name}");
+            assert_eq!(
+                webhook(&deps, kind, name).await.0,
+                200,
+                "{backend:?} {name}"
+            );
         }
-        assert_eq!(deps.stores.messages.list_events(ORG, 20).await.unwrap().len(), 5);
+        assert_eq!(
+            deps.stores
+                .messages
+                .list_events(ORG, 20)
+                .await
+                .unwrap()
+                .len(),
+            5
+        );
     }
 }
 
@@ -188,12 +239,22 @@ async fn a_changed_event_file_is_refused() {
         .unwrap();
     assert_eq!(response.status(), 403);
     let mut event = read_event("receive-message-infobip.json");
-    event["headers"].as_object_mut().unwrap().remove("authorization");
+    event["headers"]
+        .as_object_mut()
+        .unwrap()
+        .remove("authorization");
     let response = byosms_webhook_http::handle(&deps, RouteKind::Message, request(&event))
         .await
         .unwrap();
     assert_eq!(response.status(), 401);
-    assert!(deps.stores.messages.list_events(ORG, 10).await.unwrap().is_empty());
+    assert!(
+        deps.stores
+            .messages
+            .list_events(ORG, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 /// What `cargo lambda watch` hands the function for a webhook posted to
