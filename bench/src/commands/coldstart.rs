@@ -275,7 +275,7 @@ impl World {
     }
 
     fn spawn(&self, target: &Target, api: &RuntimeApi) -> Result<Running, HarnessError> {
-        let child = tokio::process::Command::new(&target.program)
+        let child = std::process::Command::new(&target.program)
             .args(&target.args)
             .env_clear()
             .envs(self.env.iter().map(|(k, v)| (k, v)))
@@ -285,25 +285,27 @@ impl World {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .kill_on_drop(true)
             .spawn()
             .map_err(|e| failed(target.name, format!("{}: {e}", target.program.display())))?;
-        let pid = child
-            .id()
-            .ok_or_else(|| failed(target.name, "exited at once"))?;
+        let pid = child.id();
         Ok(Running { child, pid })
     }
 }
 
+/// A started function process; killed (and reaped) when dropped, whatever happened.
 struct Running {
-    child: tokio::process::Child,
+    child: std::process::Child,
     pid: u32,
 }
 
 impl Running {
-    async fn stop(mut self) {
-        let _ = self.child.start_kill();
-        let _ = self.child.wait().await;
+    fn stop(self) {}
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -351,7 +353,7 @@ async fn cold_starts(
         }
         .await;
         let rss = rss(running.pid);
-        running.stop().await;
+        running.stop();
         let (next, body, answered) = measured.map_err(|e| failed(target.name, e))?;
         check_answer(target, &event, &body)?;
         samples.push(Start {
@@ -389,7 +391,7 @@ async fn warm_memory(world: &World, target: &Target, warm: usize) -> Result<Row,
         Ok::<_, HarnessError>((samples, started.elapsed()))
     }
     .await;
-    running.stop().await;
+    running.stop();
     let (samples, took) = result?;
     let kib = |r: Option<&Rss>| r.map_or(0, |r| r.current_kib);
     let (first, hundredth, last) = (
@@ -448,7 +450,7 @@ async fn fan_out(world: &World, args: &Args) -> Result<Row, HarnessError> {
     }
     .await;
     let peak = rss(running.pid);
-    running.stop().await;
+    running.stop();
     let (body, took, requests) = result.map_err(|e| failed(target.name, e))?;
     let answer: Value = serde_json::from_slice(&body).map_err(|e| failed(target.name, e))?;
     let accepted = answer["results"]

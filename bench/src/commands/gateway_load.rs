@@ -48,15 +48,15 @@ pub async fn run(args: Args) -> Result<(), Error> {
     let base: url::Url = format!("http://127.0.0.1:{port}").parse()?;
     let requests = seed_and_sign(dir.path(), &base, WARM_UP + args.requests).await?;
 
-    let mut server = tokio::process::Command::new(&args.serve_bin)
+    let server = std::process::Command::new(&args.serve_bin)
         .arg("--data-dir")
         .arg(dir.path())
         .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .kill_on_drop(true)
         .spawn()?;
+    let server = Server(server);
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(args.concurrency)
         .build()?;
@@ -69,8 +69,7 @@ pub async fn run(args: Args) -> Result<(), Error> {
         }
         Err(e) => Err(e),
     };
-    let _ = server.start_kill();
-    let _ = server.wait().await;
+    drop(server);
     let run = outcome?;
 
     let rps = run.latencies_ms.len() as f64 / run.elapsed.as_secs_f64();
@@ -103,6 +102,16 @@ pub async fn run(args: Args) -> Result<(), Error> {
     )];
     emit(&rows, args.rows.as_deref())?;
     Ok(())
+}
+
+/// `byosms serve`, stopped when dropped.
+struct Server(std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 fn free_port() -> std::io::Result<u16> {
