@@ -63,4 +63,29 @@ impl Deps {
             settings,
         )
     }
+
+    /// Opens, at init, the connections every first request needs: one cheap read from each store
+    /// service (DynamoDB and Secrets Manager are separate hosts, so separate TLS handshakes),
+    /// concurrently, for ids that cannot exist. On Lambda init runs with a full CPU burst and is
+    /// not billed against the first request's latency; the first invocation then finds both
+    /// connections in the SDK clients' pools, the credentials resolved and the TLS library
+    /// started. The reads are the ones the function's IAM policy already allows (a messages-table
+    /// `GetItem`, a `GetSecretValue` under the secret prefix); their outcome is irrelevant, so a
+    /// failure is only logged: the first request will report a real problem itself.
+    pub async fn warm_up(&self) {
+        let messages = self.stores.messages.get_message(WARM_UP_ID, WARM_UP_ID);
+        let secrets = self.stores.secrets.get_secrets(WARM_UP_ID, WARM_UP_ID);
+        let (messages, secrets) = tokio::join!(messages, secrets);
+        if let Err(e) = messages {
+            tracing::warn!(error = %e, "warm-up read of the messages table failed");
+        }
+        if let Err(e) = secrets {
+            tracing::warn!(error = %e, "warm-up read of the secrets failed");
+        }
+    }
 }
+
+/// The org and connection id of the warm-up reads: `+` is outside the ids `connection add`
+/// accepts (so nothing is ever stored under it) but inside Secrets Manager's name alphabet (so
+/// the read is a plain "not found", not a validation error).
+const WARM_UP_ID: &str = "+warm-up+";

@@ -9,6 +9,7 @@ async fn main() -> Result<(), Error> {
     byosms::telemetry::init_json();
     let sdk = aws_config::load_from_env().await;
     let deps = Deps::aws(&sdk, Settings::from_env()?);
+    deps.warm_up().await;
     run(service_fn(|request| {
         byosms_webhook_http::handle(&deps, RouteKind::Status, request)
     }))

@@ -9,5 +9,6 @@ async fn main() -> Result<(), Error> {
     byosms::telemetry::init_json();
     let sdk = aws_config::load_from_env().await;
     let deps = Deps::aws(&sdk, Settings::from_env()?);
+    deps.warm_up().await;
     run(service_fn(|event| handle(&deps, event))).await
 }

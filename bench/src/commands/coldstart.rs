@@ -1,0 +1,487 @@
+//! Cold starts, warm memory and send fan-out of the release Lambda binaries, against a local
+//! Lambda Runtime API and a local TLS endpoint in front of moto (`scripts/bench` runs it).
+//!
+//! For each function, each reference echo and the Python peer: `--starts` fresh processes, each
+//! timed from spawn to its first `next` (init) and to its first response, with its peak RSS then.
+//! For each function: one process answering `--warm` invocations, its RSS sampled along the way.
+//! Then the send function's batch of `--fanout` messages to a provider answering in 20 ms.
+
+use byosms_bench::fixture::{EventKind, Fixture};
+use byosms_bench::mock_provider::MockProvider;
+use byosms_bench::report::{Row, emit};
+use byosms_bench::runtime_api::RuntimeApi;
+use byosms_bench::stats::{Rss, Summary, millis, rss};
+use byosms_bench::tls::{TestPki, TlsProxy};
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+/// The functions' first response against the tuned SDK+TLS echo's (issue 11).
+const MAX_RATIO_TO_TUNED_ECHO: f64 = 1.3;
+/// How much faster than the Python peer each function must answer first.
+const MIN_SPEEDUP_OVER_PYTHON: f64 = 8.0;
+/// RSS growth between the 100th and the last warm invocation that still counts as flat
+/// (allocator arenas settle in steps of pages, not bytes).
+const FLAT_RSS_KIB: u64 = 512;
+const PROVIDER_DELAY: Duration = Duration::from_millis(20);
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// moto, plain HTTP, on this machine (the TLS endpoint forwards to it).
+    #[arg(long)]
+    moto: SocketAddr,
+    /// Where the release binaries are (send, receive-status, receive-message, echo-bare,
+    /// echo-sdk-tls).
+    #[arg(long, default_value = "target/release")]
+    bin_dir: PathBuf,
+    /// The Python peer's interpreter (a venv with awslambdaric, boto3 and twilio); none: no peer.
+    #[arg(long)]
+    python: Option<PathBuf>,
+    #[arg(long, default_value = "bench/python")]
+    python_dir: PathBuf,
+    #[arg(long, default_value_t = 20)]
+    starts: usize,
+    #[arg(long, default_value_t = 1000)]
+    warm: usize,
+    #[arg(long, default_value_t = 1000)]
+    fanout: usize,
+    /// The send function's concurrency (`BYOSMS_SEND_CONCURRENCY`); the fan-out's ideal is
+    /// fanout / concurrency x 20 ms.
+    #[arg(long, default_value_t = 16)]
+    send_concurrency: usize,
+    /// Append the summary rows here (scripts/bench's one table).
+    #[arg(long)]
+    rows: Option<PathBuf>,
+}
+
+struct Target {
+    name: &'static str,
+    program: PathBuf,
+    args: Vec<String>,
+    kind: EventKind,
+    /// One of byosms' functions (held to the targets, memory-tested).
+    function: bool,
+}
+
+/// Everything a started process is pointed at.
+struct World {
+    fixture: Fixture,
+    env: Vec<(String, String)>,
+    _proxy: TlsProxy,
+    provider: MockProvider,
+    _home: tempfile::TempDir,
+}
+
+/// One cold start's figures.
+struct Start {
+    init: Duration,
+    first: Duration,
+    rss: Rss,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HarnessError {
+    #[error("{target}: {message}")]
+    Target { target: String, message: String },
+    #[error(transparent)]
+    Other(#[from] Box<dyn std::error::Error + Send + Sync>),
+}
+
+fn failed(target: &str, message: impl std::fmt::Display) -> HarnessError {
+    HarnessError::Target {
+        target: target.to_string(),
+        message: message.to_string(),
+    }
+}
+
+pub async fn run(args: Args) -> Result<(), HarnessError> {
+    let world = World::start(&args).await?;
+    let targets = targets(&args);
+    let mut rows = Vec::new();
+    let mut firsts: Vec<(&Target, Summary)> = Vec::new();
+    for target in &targets {
+        let starts = cold_starts(&world, target, args.starts).await?;
+        let init = Summary::of(&starts.iter().map(|s| millis(s.init)).collect::<Vec<_>>());
+        let first = Summary::of(&starts.iter().map(|s| millis(s.first)).collect::<Vec<_>>());
+        let peak = Summary::of(
+            &starts
+                .iter()
+                .map(|s| s.rss.peak_kib as f64 / 1024.0)
+                .collect::<Vec<_>>(),
+        );
+        let (Some(init), Some(first), Some(peak)) = (init, first, peak) else {
+            continue;
+        };
+        eprintln!(
+            "{}: init {:.1}/{:.1} ms, first response {:.1}/{:.1} ms (median/p90), peak RSS {:.1} MiB",
+            target.name, init.median, init.p90, first.median, first.p90, peak.median
+        );
+        rows.push(Row::new(
+            format!("cold start {}: init, median / p90 ({} starts)", target.name, init.n),
+            format!("{:.1} / {:.1} ms", init.median, init.p90),
+        ));
+        rows.push(Row::new(
+            format!("cold start {}: first response, median / p90", target.name),
+            format!(
+                "{:.1} / {:.1} ms, peak RSS {:.1} MiB",
+                first.median, first.p90, peak.median
+            ),
+        ));
+        firsts.push((target, first));
+    }
+    rows.extend(cold_start_verdicts(&firsts));
+    for target in targets.iter().filter(|t| t.function) {
+        rows.push(warm_memory(&world, target, args.warm).await?);
+    }
+    rows.push(fan_out(&world, &args).await?);
+    emit(&rows, args.rows.as_deref()).map_err(|e| HarnessError::Other(e.into()))?;
+    Ok(())
+}
+
+fn targets(args: &Args) -> Vec<Target> {
+    let bin = |name: &str| args.bin_dir.join(name);
+    let native = |name: &'static str, kind: EventKind, function: bool| Target {
+        name,
+        program: bin(name),
+        args: Vec::new(),
+        kind,
+        function,
+    };
+    let mut targets = vec![
+        native("echo-bare", EventKind::Echo, false),
+        native("echo-sdk-tls", EventKind::Echo, false),
+        native("send", EventKind::Send, true),
+        native("receive-status", EventKind::Status, true),
+        native("receive-message", EventKind::Inbound, true),
+    ];
+    if let Some(python) = &args.python {
+        targets.push(Target {
+            name: "python-peer",
+            program: python.clone(),
+            args: vec!["-m".into(), "awslambdaric".into(), "peer.handler".into()],
+            kind: EventKind::Status,
+            function: false,
+        });
+    }
+    targets
+}
+
+/// Each function's first response against the tuned echo's and the Python peer's, same run.
+fn cold_start_verdicts(firsts: &[(&Target, Summary)]) -> Vec<Row> {
+    let median = |name: &str| {
+        firsts
+            .iter()
+            .find(|(t, _)| t.name == name)
+            .map(|(_, s)| s.median)
+    };
+    let (echo, python) = (median("echo-sdk-tls"), median("python-peer"));
+    let mut rows = Vec::new();
+    for (target, first) in firsts.iter().filter(|(t, _)| t.function) {
+        if let Some(echo) = echo {
+            let ratio = first.median / echo;
+            rows.push(
+                Row::new(
+                    format!("{}: first response / tuned SDK+TLS echo's", target.name),
+                    format!("{ratio:.2}x ({:.1} / {echo:.1} ms)", first.median),
+                )
+                .target(
+                    format!("<= {MAX_RATIO_TO_TUNED_ECHO}x"),
+                    ratio <= MAX_RATIO_TO_TUNED_ECHO,
+                ),
+            );
+        }
+        if let Some(python) = python {
+            let speedup = python / first.median;
+            rows.push(
+                Row::new(
+                    format!("{}: Python peer's first response / its", target.name),
+                    format!("{speedup:.1}x ({python:.1} / {:.1} ms)", first.median),
+                )
+                .target(
+                    format!(">= {MIN_SPEEDUP_OVER_PYTHON}x"),
+                    speedup >= MIN_SPEEDUP_OVER_PYTHON,
+                ),
+            );
+        }
+    }
+    rows
+}
+
+impl World {
+    async fn start(args: &Args) -> Result<World, HarnessError> {
+        let boxed = |e: &dyn std::fmt::Display| HarnessError::Other(e.to_string().into());
+        let fixture = Fixture::seed(&format!("http://{}", args.moto))
+            .await
+            .map_err(|e| boxed(&e))?;
+        let pki = TestPki::generate().map_err(|e| boxed(&e))?;
+        let home = tempfile::TempDir::new().map_err(|e| boxed(&e))?;
+        let ca = pki.write_ca(home.path()).map_err(|e| boxed(&e))?;
+        let proxy = TlsProxy::start(&pki, args.moto)
+            .await
+            .map_err(|e| boxed(&e))?;
+        let provider = MockProvider::start(PROVIDER_DELAY)
+            .await
+            .map_err(|e| boxed(&e))?;
+        let ca = ca.to_string_lossy().into_owned();
+        let python_dir = std::fs::canonicalize(&args.python_dir)
+            .unwrap_or_else(|_| args.python_dir.clone())
+            .to_string_lossy()
+            .into_owned();
+        // What Lambda sets, and nothing from this shell: no profile files, no proxies.
+        let mut env: Vec<(String, String)> = [
+            ("PATH", "/usr/local/bin:/usr/bin:/bin"),
+            ("HOME", &home.path().to_string_lossy()),
+            ("LANG", "C.UTF-8"),
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"),
+            ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
+            ("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/bench"),
+            ("AWS_LAMBDA_LOG_STREAM_NAME", "bench"),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_DEFAULT_REGION", "us-east-1"),
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ("AWS_SESSION_TOKEN", "testing"),
+            ("AWS_ENDPOINT_URL", &proxy.endpoint_url()),
+            ("SSL_CERT_FILE", &ca),
+            ("AWS_CA_BUNDLE", &ca),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+            ("BYOSMS_SEND_CONCURRENCY", &args.send_concurrency.to_string()),
+            ("LAMBDA_TASK_ROOT", &python_dir),
+            ("PYTHONPATH", &python_dir),
+            ("PYTHONDONTWRITEBYTECODE", "1"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        env.extend(fixture.env(&provider.url()));
+        Ok(World {
+            fixture,
+            env,
+            _proxy: proxy,
+            provider,
+            _home: home,
+        })
+    }
+
+    fn event(&self, target: &Target) -> Result<Vec<u8>, HarnessError> {
+        let event = self
+            .fixture
+            .event(target.kind)
+            .map_err(|e| failed(target.name, e))?;
+        Ok(event.to_string().into_bytes())
+    }
+
+    fn spawn(&self, target: &Target, api: &RuntimeApi) -> Result<Running, HarnessError> {
+        let child = std::process::Command::new(&target.program)
+            .args(&target.args)
+            .env_clear()
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .env("AWS_LAMBDA_RUNTIME_API", api.endpoint())
+            .env("AWS_LAMBDA_FUNCTION_NAME", target.name)
+            .env("_HANDLER", "peer.handler")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| failed(target.name, format!("{}: {e}", target.program.display())))?;
+        let pid = child.id();
+        Ok(Running { child, pid })
+    }
+}
+
+/// A started function process; killed (and reaped) when dropped, whatever happened.
+struct Running {
+    child: std::process::Child,
+    pid: u32,
+}
+
+impl Running {
+    fn stop(self) {}
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Checks the answer is the one the event asks for: the echo's own event, a webhook's 200, the
+/// send's accepted message(s).
+fn check_answer(target: &Target, event: &[u8], body: &[u8]) -> Result<(), HarnessError> {
+    let answer: Value =
+        serde_json::from_slice(body).map_err(|e| failed(target.name, format!("answer: {e}")))?;
+    let ok = match target.kind {
+        EventKind::Echo => serde_json::from_slice::<Value>(event).ok().as_ref() == Some(&answer),
+        EventKind::Status | EventKind::Inbound => answer["statusCode"] == 200,
+        EventKind::Send => answer["results"]
+            .as_array()
+            .is_some_and(|r| !r.is_empty() && r.iter().all(|m| m["status"] == "accepted")),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(failed(target.name, format!("unexpected answer {answer}")))
+    }
+}
+
+async fn cold_starts(
+    world: &World,
+    target: &Target,
+    starts: usize,
+) -> Result<Vec<Start>, HarnessError> {
+    let mut samples = Vec::with_capacity(starts);
+    for i in 0..starts {
+        let mut api = RuntimeApi::start()
+            .await
+            .map_err(|e| failed(target.name, e))?;
+        let event = world.event(target)?;
+        let request_id = format!("cold-{i}");
+        // Queued first, so the function's first `next` is answered at once, as on Lambda.
+        api.invoke(&request_id, event.clone().into())
+            .await
+            .map_err(|e| failed(target.name, e))?;
+        let spawned = Instant::now();
+        let running = world.spawn(target, &api)?;
+        let measured = async {
+            let next = api.expect_next(TIMEOUT).await?;
+            let (body, answered) = api.expect_response(&request_id, TIMEOUT).await?;
+            Ok::<_, byosms_bench::runtime_api::RuntimeApiError>((next, body, answered))
+        }
+        .await;
+        let rss = rss(running.pid);
+        running.stop();
+        let (next, body, answered) = measured.map_err(|e| failed(target.name, e))?;
+        check_answer(target, &event, &body)?;
+        samples.push(Start {
+            init: next - spawned,
+            first: answered - spawned,
+            rss: rss.map_err(|e| failed(target.name, e))?,
+        });
+    }
+    Ok(samples)
+}
+
+/// One process answering `warm` invocations: its RSS after the first, the 100th and the last.
+async fn warm_memory(world: &World, target: &Target, warm: usize) -> Result<Row, HarnessError> {
+    let mut api = RuntimeApi::start()
+        .await
+        .map_err(|e| failed(target.name, e))?;
+    let running = world.spawn(target, &api)?;
+    let result = async {
+        api.expect_next(TIMEOUT)
+            .await
+            .map_err(|e| failed(target.name, e))?;
+        let mut samples = Vec::new();
+        let started = Instant::now();
+        for i in 1..=warm {
+            let event = world.event(target)?;
+            let body = api
+                .round_trip(&format!("warm-{i}"), event.clone().into(), TIMEOUT)
+                .await
+                .map_err(|e| failed(target.name, e))?;
+            check_answer(target, &event, &body)?;
+            if i == 1 || i == 100.min(warm) || i == warm {
+                samples.push(rss(running.pid).map_err(|e| failed(target.name, e))?);
+            }
+        }
+        Ok::<_, HarnessError>((samples, started.elapsed()))
+    }
+    .await;
+    running.stop();
+    let (samples, took) = result?;
+    let kib = |r: Option<&Rss>| r.map_or(0, |r| r.current_kib);
+    let (first, hundredth, last) = (
+        kib(samples.first()),
+        kib(samples.get(1)),
+        kib(samples.last()),
+    );
+    let growth = last.saturating_sub(hundredth);
+    eprintln!(
+        "{}: RSS {first} KiB after 1, {hundredth} after 100, {last} after {warm} warm invocations ({:.2} ms each)",
+        target.name,
+        millis(took) / warm as f64
+    );
+    Ok(Row::new(
+        format!("{}: RSS after 1 / 100 / {warm} warm invocations", target.name),
+        format!(
+            "{:.1} / {:.1} / {:.1} MiB ({:+} KiB from 100 on)",
+            first as f64 / 1024.0,
+            hundredth as f64 / 1024.0,
+            last as f64 / 1024.0,
+            growth as i64
+        ),
+    )
+    .target(
+        format!("no growth (<= {FLAT_RSS_KIB} KiB)"),
+        growth <= FLAT_RSS_KIB,
+    ))
+}
+
+/// The send function's batch: `fanout` messages in one event to a provider answering in 20 ms.
+async fn fan_out(world: &World, args: &Args) -> Result<Row, HarnessError> {
+    let target = Target {
+        name: "send",
+        program: args.bin_dir.join("send"),
+        args: Vec::new(),
+        kind: EventKind::Send,
+        function: true,
+    };
+    let mut api = RuntimeApi::start()
+        .await
+        .map_err(|e| failed(target.name, e))?;
+    let running = world.spawn(&target, &api)?;
+    let result = async {
+        api.expect_next(TIMEOUT).await?;
+        world.provider.reset_max_in_flight();
+        let before = world.provider.requests();
+        let event = world.fixture.send_request(args.fanout).to_string();
+        let started = Instant::now();
+        api.invoke("fanout", event.into_bytes().into()).await?;
+        let (body, answered) = api.expect_response("fanout", TIMEOUT).await?;
+        Ok::<_, byosms_bench::runtime_api::RuntimeApiError>((
+            body,
+            answered - started,
+            world.provider.requests() - before,
+        ))
+    }
+    .await;
+    let peak = rss(running.pid);
+    running.stop();
+    let (body, took, requests) = result.map_err(|e| failed(target.name, e))?;
+    let answer: Value = serde_json::from_slice(&body).map_err(|e| failed(target.name, e))?;
+    let accepted = answer["results"]
+        .as_array()
+        .map_or(0, |r| r.iter().filter(|m| m["status"] == "accepted").count());
+    let peak = peak.map_err(|e| failed(target.name, e))?.peak_kib;
+    let ideal = PROVIDER_DELAY * (args.fanout.div_ceil(args.send_concurrency)) as u32;
+    eprintln!(
+        "send fan-out: {accepted}/{} accepted, {requests} provider calls, at most {} in flight, {:.0} ms (ideal {:.0} ms), peak RSS {:.1} MiB",
+        args.fanout,
+        world.provider.max_in_flight(),
+        millis(took),
+        millis(ideal),
+        peak as f64 / 1024.0
+    );
+    Ok(Row::new(
+        format!(
+            "send fan-out: {} messages, provider answers in 20 ms, BYOSMS_SEND_CONCURRENCY={}",
+            args.fanout, args.send_concurrency
+        ),
+        format!(
+            "{:.0} ms ({:.2}x the ideal {:.0} ms), {accepted} accepted, at most {} in flight, peak RSS {:.1} MiB",
+            millis(took),
+            took.as_secs_f64() / ideal.as_secs_f64(),
+            millis(ideal),
+            world.provider.max_in_flight(),
+            peak as f64 / 1024.0
+        ),
+    )
+    .target(
+        "every message accepted",
+        accepted == args.fanout && requests == args.fanout,
+    ))
+}

@@ -1,0 +1,10 @@
+//! The parts of `scripts/bench` that are more than a loop: a local Lambda Runtime API, a local TLS
+//! endpoint in front of moto, a provider that answers in a fixed time, the deployment and events
+//! the functions are started with, and the summaries.
+
+pub mod fixture;
+pub mod mock_provider;
+pub mod report;
+pub mod runtime_api;
+pub mod stats;
+pub mod tls;
