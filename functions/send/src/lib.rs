@@ -3,9 +3,10 @@
 //! `errorType` is a stable code (`access_denied`, `unknown_connection`, ...).
 
 use byosms::Deps;
-use byosms::pipeline::send::{self, SendRequest, SendRequestError, SendResponse};
+use byosms::pipeline::send::{self, Deadline, SendRequest, SendRequestError, SendResponse};
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde_json::Value;
+use std::time::{Duration, SystemTime};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SendFunctionError {
@@ -35,5 +36,17 @@ pub async fn handle(
 ) -> Result<SendResponse, SendFunctionError> {
     let request: SendRequest = serde_json::from_value(event.payload)
         .map_err(|e| SendFunctionError::InvalidEvent(e.to_string()))?;
-    Ok(send::send(deps, &request).await?)
+    let deadline = lambda_deadline(&event.context, deps.settings.send.deadline_margin);
+    Ok(send::send_within(deps, &request, deadline).await?)
+}
+
+/// The invocation's deadline as a monotonic instant, less the margin kept for answering. The
+/// runtime gives it as wall-clock time; a deadline already past (or a clock step) leaves no
+/// time, so nothing is sent and every message comes back retryable.
+pub fn lambda_deadline(context: &lambda_runtime::Context, margin: Duration) -> Deadline {
+    let left = context
+        .deadline()
+        .duration_since(SystemTime::now())
+        .unwrap_or_default();
+    Deadline::at(tokio::time::Instant::now() + left, margin)
 }
