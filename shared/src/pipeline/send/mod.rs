@@ -388,8 +388,10 @@ async fn send_all(
     };
     let run = &run;
     // `buffered` keeps request order while up to `concurrency` messages are in flight.
-    let results: Vec<SendResult> = futures_util::stream::iter(&request.messages)
-        .map(|item| run.send_one(item))
+    // Owned items: a future borrowing the request through a closure argument is not `Send`
+    // for every lifetime, which the gateway's handler requires.
+    let results: Vec<SendResult> = futures_util::stream::iter(request.messages.iter().cloned())
+        .map(|item| async move { run.send_one(&item).await })
         .buffered(deps.settings.send.concurrency.max(1))
         .collect()
         .await;

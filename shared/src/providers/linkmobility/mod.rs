@@ -677,6 +677,11 @@ impl ProviderAdapter for LinkMobility {
         Provider::Linkmobility
     }
 
+    /// linkmobility.md: up to 254 segments.
+    fn body_limit(&self) -> super::BodyLimit {
+        super::BodyLimit::Parts(254)
+    }
+
     fn validate_connection(
         &self,
         fields: &Map<String, Value>,

@@ -269,7 +269,7 @@ impl ProviderAdapter for MessageBird {
                 Retry::Never,
             ));
         }
-        let recipient = message.to.trim_start_matches('+');
+        let recipient = phone::format_recipient(&message.to, phone::NumberFormat::Digits);
         let request = message_request(from, recipient, message, ctx.status_callback);
         let ProviderAnswer {
             status,
