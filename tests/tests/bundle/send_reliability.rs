@@ -179,6 +179,9 @@ async fn provider_deps(
         settings.sinch_auth_api_url = Some(tokens.parse().unwrap());
     }
     tune(&mut settings);
+    // The numbering plan's first use decodes it (a second in a debug build): not inside the
+    // tight budgets some tests give an invocation.
+    byosms::domain::phone::load_numbering_plan();
     let mut deps = deps(backend, settings).await;
     deps.deps.http = ProviderHttp::with_timeouts(Duration::from_secs(2), CLIENT_TIMEOUT);
     add_connection(&deps, api.provider, ORG, "conn_1").await;
@@ -654,4 +657,153 @@ async fn a_retry_the_deadline_cannot_afford_is_left_to_the_caller() {
     assert_eq!(failed(&r), (SendErrorCode::Throttled, true, Some(1)));
     assert_eq!(stored_state(&deps, "r1").await, None);
     server.verify().await;
+}
+
+#[tokio::test]
+async fn a_connections_send_rate_paces_the_invocation_and_yields_to_the_deadline() {
+    let twilio = &apis()[0];
+    let server = provider_server(twilio).await;
+    send_api(twilio)
+        .respond_with((twilio.accepted)())
+        .expect(2)
+        .mount(&server)
+        .await;
+    let mut settings = settings_with_api_urls(&[(twilio.provider, server.uri())]);
+    settings.send.concurrency = 8;
+    // Calls may start until 0.8 s from now; at 2 per second, slots at 0 s and 0.5 s fit.
+    settings.send.budget = Duration::from_millis(1000);
+    settings.send.deadline_margin = Duration::from_millis(100);
+    byosms::domain::phone::load_numbering_plan();
+    let deps = deps(Backend::Embedded, settings).await;
+    add_connection_with(
+        &deps,
+        twilio.provider,
+        ORG,
+        "conn_1",
+        json!({ "sendRatePerSecond": 2 }),
+    )
+    .await;
+    let results = send(&deps, &request(&["p1", "p2", "p3", "p4", "p5"]))
+        .await
+        .unwrap()
+        .results;
+    let accepted = results
+        .iter()
+        .filter(|r| r.status == ResultStatus::Accepted)
+        .count();
+    assert_eq!(accepted, 2, "{results:?}");
+    for r in results.iter().filter(|r| r.status == ResultStatus::Failed) {
+        assert_eq!(failed(r).0, SendErrorCode::Throttled, "{r:?}");
+        assert!(failed(r).1, "retryable: {r:?}");
+        assert_eq!(stored_state(&deps, &r.message_id).await, None);
+    }
+    server.verify().await;
+}
+
+#[tokio::test]
+async fn a_send_rate_is_validated_for_every_provider() {
+    // Sandboxed, as every example connection is valid only there; nothing is sent.
+    let sandboxed = byosms::Settings::sandboxed("http://127.0.0.1:9").unwrap();
+    let deps = deps(Backend::Embedded, sandboxed).await;
+    for adapter in deps.registry.all() {
+        let provider = adapter.provider();
+        let mut fields = adapter.example_fields();
+        fields.insert("provider".into(), json!(provider.as_str()));
+        fields.insert("name".into(), json!("paced"));
+        for (rate, stored) in [(json!(1), "1"), (json!("0.5"), "0.5"), (json!(30), "30")] {
+            fields.insert("sendRatePerSecond".into(), rate.clone());
+            let connection = byosms::pipeline::admin::add_connection(
+                &deps,
+                ORG,
+                None,
+                &serde_json::Value::Object(fields.clone()),
+                None,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{provider} {rate}: {e}"));
+            assert_eq!(connection.setting("sendRatePerSecond"), Some(stored));
+        }
+        for bad in [
+            json!(0),
+            json!(-1),
+            json!("fast"),
+            json!(20000),
+            json!(true),
+        ] {
+            fields.insert("sendRatePerSecond".into(), bad.clone());
+            let err = byosms::pipeline::admin::add_connection(
+                &deps,
+                ORG,
+                None,
+                &serde_json::Value::Object(fields.clone()),
+                None,
+            )
+            .await
+            .expect_err(&format!("{provider} {bad}"));
+            assert!(
+                err.to_string().contains("sendRatePerSecond"),
+                "{provider} {bad}: {err}"
+            );
+        }
+    }
+}
+
+/// A provider stand-in that answers every request after `hold`, counting how many it holds
+/// at once.
+async fn counting_server(hold: Duration) -> (String, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let seen = most.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let (in_flight, most) = (in_flight.clone(), most.clone());
+            tokio::spawn(async move {
+                // Keep-alive: one connection may carry several requests, one after another.
+                while read_request(&mut socket).await {
+                    let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(now, Ordering::SeqCst);
+                    tokio::time::sleep(hold).await;
+                    in_flight.fetch_sub(1, Ordering::SeqCst);
+                    let body = r#"{"sid":"SM00000000000000000000000000000077","status":"queued"}"#;
+                    let answer = format!(
+                        "HTTP/1.1 201 Created\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    if socket.write_all(answer.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (url, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_batch_keeps_at_most_the_configured_number_of_messages_in_flight_and_its_order() {
+    let twilio = &apis()[0];
+    let (url, most) = counting_server(Duration::from_millis(50)).await;
+    let deps = provider_deps(twilio, Backend::Embedded, &url, None, |s| {
+        s.send.concurrency = 3;
+    })
+    .await;
+    let ids: Vec<String> = (0..12).map(|i| format!("c{i}")).collect();
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let mut invocation = request(&refs);
+    invocation.messages[5].to = "+1415555010".into(); // one bad message among them
+    let results = send(&deps, &invocation).await.unwrap().results;
+    let order: Vec<&str> = results.iter().map(|r| r.message_id.as_str()).collect();
+    assert_eq!(order, refs, "results in request order");
+    assert_eq!(failed(&results[5]).0, SendErrorCode::InvalidNumber);
+    assert_eq!(
+        results
+            .iter()
+            .filter(|r| r.status == ResultStatus::Accepted)
+            .count(),
+        11
+    );
+    let most = most.load(Ordering::SeqCst);
+    assert!((1..=3).contains(&most), "{most} requests in flight at once");
 }

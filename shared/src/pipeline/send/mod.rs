@@ -3,6 +3,7 @@
 //! `(orgId, messageId)` is claimed before the provider is called, so a repeat (or a racing
 //! duplicate) never reaches the provider twice; [`retry`] decides what is sent again.
 
+pub mod rate;
 pub mod retry;
 
 use crate::deps::Deps;
@@ -379,12 +380,14 @@ async fn send_all(
         status_callback: status_callback.as_ref(),
         inbound_callback: inbound_callback.as_ref(),
     };
+    let pacer = connection.send_rate().map(rate::Pacer::per_second);
     let run = Run {
         deps,
         adapter,
         ctx: &ctx,
         user_id: &request.user_id,
         deadline,
+        pacer: pacer.as_ref(),
     };
     let run = &run;
     // `buffered` keeps request order while up to `concurrency` messages are in flight.
@@ -416,6 +419,8 @@ struct Run<'a> {
     ctx: &'a SendContext<'a>,
     user_id: &'a str,
     deadline: &'a Deadline,
+    /// The connection's `sendRatePerSecond`, shared by every message of the invocation.
+    pacer: Option<&'a rate::Pacer>,
 }
 
 impl Run<'_> {
@@ -617,46 +622,60 @@ impl Run<'_> {
     ) -> (Result<Accepted, SendError>, u32) {
         let policy = &self.deps.settings.retry;
         let mut rng = fastrand::Rng::new();
-        let mut attempt = 1;
+        let mut made = 0;
         loop {
-            let outcome = self.attempt(ctx, message).await;
-            let Err(err) = &outcome else {
-                return (outcome, attempt);
+            let Some(outcome) = self.attempt(ctx, message).await else {
+                // Every request made so far was provably refused: nothing was sent.
+                return (Err(out_of_time()), made);
             };
-            match retry::after_failure(policy, attempt, err, self.deadline, &mut rng) {
-                retry::Next::Stop => return (outcome, attempt),
+            made += 1;
+            let Err(err) = &outcome else {
+                return (outcome, made);
+            };
+            match retry::after_failure(policy, made, err, self.deadline, &mut rng) {
+                retry::Next::Stop => return (outcome, made),
                 retry::Next::RetryAfter(wait) => {
-                    tracing::info!(message_id = %message.message_id, attempt, code = %err.code, wait_ms = wait.as_millis() as u64, "retrying send");
+                    tracing::info!(message_id = %message.message_id, attempt = made, code = %err.code, wait_ms = wait.as_millis() as u64, "retrying send");
                     tokio::time::sleep(wait).await;
-                    attempt += 1;
                 }
             }
         }
     }
 
-    /// One provider request, cut off where the deadline requires: a call still running then
-    /// may have been accepted, so its outcome is unknown (and never sent again).
+    /// One provider request, at the connection's pace and cut off where the deadline requires:
+    /// a call still running then may have been accepted, so its outcome is unknown (and never
+    /// sent again). `None` when no request could be started in time.
     async fn attempt(
         &self,
         ctx: &SendContext<'_>,
         message: &OutboundMessage,
-    ) -> Result<Accepted, SendError> {
-        let Some(time) = self.deadline.time_for_call() else {
-            return Err(SendError::new(
-                SendErrorCode::Throttled,
-                "not attempted again: the invocation's time ran out; nothing was sent, send it again",
-                Retry::NotAccepted,
-            ));
-        };
-        match tokio::time::timeout(time, self.adapter.send(ctx, message)).await {
-            Ok(outcome) => outcome,
-            Err(_) => Err(SendError::new(
-                SendErrorCode::OutcomeUnknown,
-                "the invocation's time ran out while the provider had the request; the message may have been accepted",
-                Retry::OutcomeUnknown,
-            )),
+    ) -> Option<Result<Accepted, SendError>> {
+        if let Some(pacer) = self.pacer {
+            let slot = pacer.reserve(self.deadline.latest_start())?;
+            tokio::time::sleep_until(slot).await;
         }
+        let time = self.deadline.time_for_call()?;
+        Some(
+            match tokio::time::timeout(time, self.adapter.send(ctx, message)).await {
+                Ok(outcome) => outcome,
+                Err(_) => Err(SendError::new(
+                    SendErrorCode::OutcomeUnknown,
+                    "the invocation's time ran out while the provider had the request; the message may have been accepted",
+                    Retry::OutcomeUnknown,
+                )),
+            },
+        )
     }
+}
+
+/// No request could start before the deadline (the connection's rate, or retries, used the
+/// time up).
+fn out_of_time() -> SendError {
+    SendError::new(
+        SendErrorCode::Throttled,
+        "not attempted: the invocation's time ran out before this message's turn; nothing was sent, send it again",
+        Retry::NotAccepted,
+    )
 }
 
 fn refused_completion(err: SendError, attempts: u32) -> SendCompletion {

@@ -47,6 +47,13 @@ impl Deadline {
         (left >= MIN_CALL_TIME).then_some(left)
     }
 
+    /// The last instant a provider call may start.
+    pub fn latest_start(&self) -> Instant {
+        self.calls_end
+            .checked_sub(MIN_CALL_TIME)
+            .unwrap_or(self.calls_end)
+    }
+
     /// Whether waiting `wait` still leaves time for a call.
     pub fn allows_wait(&self, wait: Duration) -> bool {
         Instant::now() + wait + MIN_CALL_TIME <= self.calls_end

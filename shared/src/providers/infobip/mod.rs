@@ -498,6 +498,7 @@ impl ProviderAdapter for Infobip {
         r.secret("webhookPassword", validate_webhook_password);
         r.setting("baseUrl", |v| self.validate_base_url(v));
         r.setting("from", validate_sender);
+        r.send_rate();
         r.finish()
     }
 

@@ -697,6 +697,7 @@ impl ProviderAdapter for LinkMobility {
             endpoint_host_rule(self.api_override.as_ref()),
         );
         r.setting("gateId", validate_identifier);
+        r.send_rate();
         r.finish()
     }
 

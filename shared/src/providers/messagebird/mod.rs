@@ -246,6 +246,7 @@ impl ProviderAdapter for MessageBird {
                 "must not be the access key: the signing key is a separate value (Dashboard > Developers > API settings)",
             );
         }
+        r.send_rate();
         r.finish()
     }
 

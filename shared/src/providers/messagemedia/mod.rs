@@ -574,6 +574,7 @@ impl ProviderAdapter for MessageMedia {
         });
         r.optional_setting("apiHost", DEFAULT_API_HOST, validate_api_host);
         r.optional("webhookKeyId", validate_key_id);
+        r.send_rate();
         r.finish()
     }
 
