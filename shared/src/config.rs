@@ -27,10 +27,28 @@ pub fn api_url_variables(provider: Provider) -> Vec<String> {
     names
 }
 
+/// `BYOSMS_SEND_CONCURRENCY`: messages of one invocation in flight at once.
+pub const SEND_CONCURRENCY: &str = "BYOSMS_SEND_CONCURRENCY";
+pub const DEFAULT_SEND_CONCURRENCY: usize = 16;
+/// The most a deployment may set: each message in flight holds a pooled connection.
+pub const MAX_SEND_CONCURRENCY: usize = 256;
+/// `BYOSMS_SEND_BUDGET_MS`: the time one invocation may spend sending when there is no Lambda
+/// deadline (`POST /send`, `byosms send`).
+pub const SEND_BUDGET_MS: &str = "BYOSMS_SEND_BUDGET_MS";
+/// API Gateway's 29 s integration limit, less room for the answer: a caller of `POST /send`
+/// behind a gateway still gets every result.
+pub const DEFAULT_SEND_BUDGET: Duration = Duration::from_millis(25_000);
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{name} is not a valid http(s) URL: {reason}")]
     BadUrl { name: String, reason: String },
+    #[error("{name} must be {rule}, got {value:?}")]
+    BadNumber {
+        name: &'static str,
+        rule: &'static str,
+        value: String,
+    },
     #[error("storage: {0}")]
     Store(#[from] crate::stores::StoreError),
 }
@@ -51,6 +69,30 @@ impl Default for RetryPolicy {
     }
 }
 
+/// How one send invocation spends its messages and its time.
+#[derive(Clone, Debug)]
+pub struct SendSettings {
+    /// Messages in flight at once (`BYOSMS_SEND_CONCURRENCY`, default 16).
+    pub concurrency: usize,
+    /// The time an invocation without a Lambda deadline may spend (`BYOSMS_SEND_BUDGET_MS`,
+    /// default 25 s).
+    pub budget: Duration,
+    /// Kept free before the deadline: the time to record the last results and answer. A
+    /// provider call is cut off this long before the deadline (its outcome is then unknown),
+    /// and no message is started inside it.
+    pub deadline_margin: Duration,
+}
+
+impl Default for SendSettings {
+    fn default() -> Self {
+        SendSettings {
+            concurrency: DEFAULT_SEND_CONCURRENCY,
+            budget: DEFAULT_SEND_BUDGET,
+            deadline_margin: Duration::from_millis(1_000),
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub connections_table: String,
@@ -63,6 +105,7 @@ pub struct Settings {
     pub api_urls: HashMap<Provider, Url>,
     pub sinch_auth_api_url: Option<Url>,
     pub retry: RetryPolicy,
+    pub send: SendSettings,
     /// How long a warm function keeps a connection's secrets (AWS only).
     pub secret_cache_ttl: Duration,
 }
@@ -77,6 +120,7 @@ impl Default for Settings {
             api_urls: HashMap::new(),
             sinch_auth_api_url: None,
             retry: RetryPolicy::default(),
+            send: SendSettings::default(),
             secret_cache_ttl: cached_secrets::DEFAULT_TTL,
         }
     }
@@ -92,6 +136,24 @@ fn parse_url(name: &str, value: &str) -> Result<Url, ConfigError> {
         return Err(bad("needs an http or https scheme and a host".into()));
     }
     Ok(url)
+}
+
+fn parse_number(
+    name: &'static str,
+    rule: &'static str,
+    value: &str,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<u64, ConfigError> {
+    value
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|n| range.contains(n))
+        .ok_or_else(|| ConfigError::BadNumber {
+            name,
+            rule,
+            value: value.to_string(),
+        })
 }
 
 impl Settings {
@@ -122,6 +184,23 @@ impl Settings {
         }
         if let Some(v) = get(SINCH_AUTH_API_URL) {
             settings.sinch_auth_api_url = Some(parse_url(SINCH_AUTH_API_URL, &v)?);
+        }
+        if let Some(v) = get(SEND_CONCURRENCY) {
+            settings.send.concurrency = parse_number(
+                SEND_CONCURRENCY,
+                "a whole number from 1 to 256",
+                &v,
+                1..=MAX_SEND_CONCURRENCY as u64,
+            )? as usize;
+        }
+        if let Some(v) = get(SEND_BUDGET_MS) {
+            let millis = parse_number(
+                SEND_BUDGET_MS,
+                "a whole number of milliseconds from 1 to 900000",
+                &v,
+                1..=900_000,
+            )?;
+            settings.send.budget = Duration::from_millis(millis);
         }
         Ok(settings)
     }
@@ -201,6 +280,30 @@ mod tests {
             s.sinch_auth_api_url.as_ref().map(Url::as_str),
             Some("http://127.0.0.1:4010/sinch")
         );
+    }
+
+    #[test]
+    fn reads_the_send_settings() {
+        let defaults = Settings::from_lookup(|_| None).unwrap();
+        assert_eq!(defaults.send.concurrency, 16);
+        assert_eq!(defaults.send.budget, Duration::from_secs(25));
+        let env: HashMap<&str, &str> = [(SEND_CONCURRENCY, " 4 "), (SEND_BUDGET_MS, "1500")].into();
+        let s = Settings::from_lookup(|k| env.get(k).map(|v| v.to_string())).unwrap();
+        assert_eq!(s.send.concurrency, 4);
+        assert_eq!(s.send.budget, Duration::from_millis(1500));
+        for (name, value) in [
+            (SEND_CONCURRENCY, "0"),
+            (SEND_CONCURRENCY, "257"),
+            (SEND_CONCURRENCY, "many"),
+            (SEND_BUDGET_MS, "-1"),
+            (SEND_BUDGET_MS, "0"),
+            (SEND_BUDGET_MS, "1.5"),
+        ] {
+            let err = Settings::from_lookup(|k| (k == name).then(|| value.to_string()))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(name) && err.contains(value), "{err}");
+        }
     }
 
     #[test]

@@ -149,6 +149,33 @@ pub struct ProviderFields {
     pub secrets: ConnectionSecrets,
 }
 
+/// The optional connection setting that paces sends: at most this many provider requests per
+/// second from one invocation (for providers and sender types with a throughput limit, e.g. a
+/// long code's 1 message per second). A number or a decimal string, `0.01` to `10000`.
+pub const SEND_RATE_SETTING: &str = "sendRatePerSecond";
+const MAX_SEND_RATE: f64 = 10_000.0;
+const MIN_SEND_RATE: f64 = 0.01;
+
+/// The rule of [`SEND_RATE_SETTING`]; stores the rate as its shortest decimal.
+pub fn validate_send_rate(value: &str) -> Result<String, String> {
+    let broken = || {
+        format!("must be a number of messages per second from {MIN_SEND_RATE} to {MAX_SEND_RATE}")
+    };
+    let rate: f64 = value.trim().parse().map_err(|_| broken())?;
+    if rate.is_finite() && (MIN_SEND_RATE..=MAX_SEND_RATE).contains(&rate) {
+        Ok(rate.to_string())
+    } else {
+        Err(broken())
+    }
+}
+
+impl Connection {
+    /// The connection's send rate, when it has one.
+    pub fn send_rate(&self) -> Option<f64> {
+        self.setting(SEND_RATE_SETTING)?.parse().ok()
+    }
+}
+
 /// A helper for adapters: reads the admin's fields, collecting every error, and refuses fields
 /// the provider does not know (a typo in a field name must not silently drop a setting).
 pub struct FieldReader<'a> {
@@ -238,6 +265,18 @@ impl<'a> FieldReader<'a> {
             return None;
         }
         self.setting(field, rule)
+    }
+
+    /// [`SEND_RATE_SETTING`], optional for every provider: a JSON number or a decimal string.
+    pub fn send_rate(&mut self) -> Option<String> {
+        match self.fields.get(SEND_RATE_SETTING) {
+            Some(Value::Number(n)) => {
+                self.seen.push(SEND_RATE_SETTING);
+                let text = n.to_string();
+                self.keep(SEND_RATE_SETTING, text, validate_send_rate, false)
+            }
+            _ => self.optional(SEND_RATE_SETTING, validate_send_rate),
+        }
     }
 
     /// A required secret field, byte for byte as given.

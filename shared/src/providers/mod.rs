@@ -50,6 +50,19 @@ pub struct OutboundMessage {
     pub body: String,
 }
 
+/// The longest body a provider takes, checked before it is called (a longer one fails as
+/// `invalid_body` without a request).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyLimit {
+    /// At most this many characters (Unicode scalar values).
+    Characters(usize),
+    /// At most this many SMS parts, as [`crate::domain::segments`] counts them.
+    Parts(u32),
+}
+
+/// Twilio's documented 1,600 characters: the limit of a provider that documents none.
+pub const DEFAULT_BODY_LIMIT: BodyLimit = BodyLimit::Characters(1600);
+
 /// The provider accepted the message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Accepted {
@@ -316,6 +329,11 @@ pub trait ProviderAdapter: Send + Sync {
         &self,
         fields: &Map<String, Value>,
     ) -> Result<ProviderFields, ValidationErrors>;
+
+    /// The longest body the provider takes.
+    fn body_limit(&self) -> BodyLimit {
+        DEFAULT_BODY_LIMIT
+    }
 
     /// Sends one message. Does not retry: the send pipeline decides that from [`SendError::retry`].
     async fn send(

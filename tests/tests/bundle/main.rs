@@ -15,6 +15,7 @@ mod provider_sinch;
 mod provider_vonage;
 mod secrets;
 mod send;
+mod send_reliability;
 mod stores;
 mod support;
 mod webhooks;

@@ -224,11 +224,15 @@ async fn sinchs_error_answers_are_classified() {
             .messages
             .get_message(ORG, &format!("err-{i}"))
             .await
-            .unwrap()
             .unwrap();
+        if *retryable {
+            // Provably not accepted: the claim was given back for the caller's retry.
+            assert!(record.is_none(), "{to}: {record:?}");
+            continue;
+        }
         // A 500 after the request left may have been accepted: never marked failed.
         let expected = (*code != SendErrorCode::OutcomeUnknown).then_some(Status::Failed);
-        assert_eq!(record.status, expected, "{to}");
+        assert_eq!(record.map(|r| r.status), Some(expected), "{to}");
     }
 }
 

@@ -15,6 +15,7 @@ use super::{
     Accepted, AuthError, OutboundMessage, ParseError, ParsedItems, ProviderAdapter, Retry,
     SampleEvent, SendContext, SendError, SignedRequest, UnsupportedMediaType,
 };
+use crate::domain::phone::{self, NumberFormat};
 use crate::domain::{
     Connection, ConnectionSecrets, FieldReader, Provider, ProviderFields, SendErrorCode, Status,
     ValidationErrors,
@@ -151,7 +152,7 @@ fn validate_sender(from: &str) -> Result<String, String> {
 
 /// Infobip's `to`: international format, digits only.
 fn destination(to: &str) -> String {
-    to.trim_start_matches('+').to_string()
+    phone::format_recipient(to, NumberFormat::Digits).to_string()
 }
 
 /// The `/sms/3/messages` body for one message to one destination. Our messageId goes into
@@ -482,6 +483,11 @@ impl ProviderAdapter for Infobip {
         Provider::Infobip
     }
 
+    /// Infobip refuses more than 25 parts as `MESSAGE_TOO_LONG` (infobip.md, status 25).
+    fn body_limit(&self) -> super::BodyLimit {
+        super::BodyLimit::Parts(25)
+    }
+
     fn validate_connection(
         &self,
         fields: &Map<String, Value>,
@@ -492,6 +498,7 @@ impl ProviderAdapter for Infobip {
         r.secret("webhookPassword", validate_webhook_password);
         r.setting("baseUrl", |v| self.validate_base_url(v));
         r.setting("from", validate_sender);
+        r.send_rate();
         r.finish()
     }
 

@@ -677,6 +677,11 @@ impl ProviderAdapter for LinkMobility {
         Provider::Linkmobility
     }
 
+    /// linkmobility.md: up to 254 segments.
+    fn body_limit(&self) -> super::BodyLimit {
+        super::BodyLimit::Parts(254)
+    }
+
     fn validate_connection(
         &self,
         fields: &Map<String, Value>,
@@ -692,6 +697,7 @@ impl ProviderAdapter for LinkMobility {
             endpoint_host_rule(self.api_override.as_ref()),
         );
         r.setting("gateId", validate_identifier);
+        r.send_rate();
         r.finish()
     }
 

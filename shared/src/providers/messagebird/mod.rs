@@ -246,6 +246,7 @@ impl ProviderAdapter for MessageBird {
                 "must not be the access key: the signing key is a separate value (Dashboard > Developers > API settings)",
             );
         }
+        r.send_rate();
         r.finish()
     }
 
@@ -269,7 +270,7 @@ impl ProviderAdapter for MessageBird {
                 Retry::Never,
             ));
         }
-        let recipient = message.to.trim_start_matches('+');
+        let recipient = phone::format_recipient(&message.to, phone::NumberFormat::Digits);
         let request = message_request(from, recipient, message, ctx.status_callback);
         let ProviderAnswer {
             status,

@@ -551,6 +551,11 @@ impl ProviderAdapter for MessageMedia {
         Provider::Messagemedia
     }
 
+    /// MessageMedia's `content`: 1 to 5,000 characters.
+    fn body_limit(&self) -> super::BodyLimit {
+        super::BodyLimit::Characters(MAX_CONTENT_CHARS)
+    }
+
     fn validate_connection(
         &self,
         fields: &Map<String, Value>,
@@ -569,6 +574,7 @@ impl ProviderAdapter for MessageMedia {
         });
         r.optional_setting("apiHost", DEFAULT_API_HOST, validate_api_host);
         r.optional("webhookKeyId", validate_key_id);
+        r.send_rate();
         r.finish()
     }
 

@@ -667,6 +667,7 @@ impl ProviderAdapter for Sinch {
         r.optional("from", validate_from);
         r.setting("appId", validate_app_id);
         r.secret("webhookSecret", validate_secret);
+        r.send_rate();
         r.finish()
     }
 

@@ -325,6 +325,7 @@ impl ProviderAdapter for Twilio {
             }
         });
         r.setting("from", validate_from);
+        r.send_rate();
         r.finish()
     }
 

@@ -630,6 +630,7 @@ impl ProviderAdapter for Vonage {
             SignatureMethod::Md5Hash.as_str(),
             validate_signature_method,
         );
+        r.send_rate();
         r.finish()
     }
 

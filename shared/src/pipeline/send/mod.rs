@@ -1,6 +1,10 @@
-//! The send pipeline: the send Lambda, `POST /send` on the gateway and `byosms send` all call
-//! [`send`]. `(orgId, messageId)` is claimed before the provider is called, so a repeat (or a
-//! racing duplicate) never reaches the provider twice.
+//! The send pipeline: the send Lambda ([`send_within`] its deadline), `POST /send` on the
+//! gateway and `byosms send` ([`send`], within the configured budget) all come here.
+//! `(orgId, messageId)` is claimed before the provider is called, so a repeat (or a racing
+//! duplicate) never reaches the provider twice; [`retry`] decides what is sent again.
+
+pub mod rate;
+pub mod retry;
 
 use crate::deps::Deps;
 use crate::domain::segments;
@@ -8,7 +12,9 @@ use crate::domain::{
     Connection, MAX_MESSAGE_ID_LEN, MessageRecord, SendCompletion, SendErrorCode, SendFailure,
     SendState, Status, is_valid_message_id, phone,
 };
-use crate::providers::{Accepted, OutboundMessage, ProviderAdapter, Retry, SendContext, SendError};
+use crate::providers::{
+    Accepted, BodyLimit, OutboundMessage, ProviderAdapter, Retry, SendContext, SendError,
+};
 use crate::stores::{Claim, StoreError};
 use crate::webhook::RouteKind;
 use chrono::Utc;
@@ -16,12 +22,10 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
+pub use retry::Deadline;
+
 /// At most this many messages in one invocation.
 pub const MAX_MESSAGES: usize = 1000;
-/// Twilio's limit, and a sensible one for a survey invitation anywhere.
-pub const MAX_BODY_CHARS: usize = 1600;
-/// Messages of one invocation in flight at once.
-const CONCURRENCY: usize = 8;
 /// A claim older than this whose send never finished (the process died) is an unknown outcome.
 const STALE_CLAIM: Duration = Duration::from_secs(120);
 
@@ -159,42 +163,53 @@ fn failure(
 }
 
 /// Checks one message before anything is claimed: the refusal of a message that is never sent.
-fn refusal(item: &SendItem) -> Option<SendResult> {
+fn refusal(item: &SendItem, limit: BodyLimit) -> Option<SendResult> {
+    let refuse = |code, message: String| Some(failure(&item.message_id, code, message, false));
     if !is_valid_message_id(&item.message_id) {
-        return Some(failure(
-            &item.message_id,
+        return refuse(
             SendErrorCode::InvalidMessageId,
             format!(
                 "messageId must be 1 to {MAX_MESSAGE_ID_LEN} printable ASCII characters without spaces"
             ),
-            false,
-        ));
+        );
     }
-    if !phone::is_e164(&item.to) {
-        return Some(failure(
-            &item.message_id,
-            SendErrorCode::InvalidNumber,
-            "to must be an E.164 number: + and 8 to 15 digits",
-            false,
-        ));
+    if let Err(why) = phone::check_recipient(&item.to) {
+        return refuse(SendErrorCode::InvalidNumber, why.to_string());
     }
     if item.body.trim().is_empty() {
-        return Some(failure(
-            &item.message_id,
-            SendErrorCode::InvalidBody,
-            "body is empty",
-            false,
-        ));
+        return refuse(SendErrorCode::InvalidBody, "body is empty".into());
     }
-    if item.body.chars().count() > MAX_BODY_CHARS {
-        return Some(failure(
-            &item.message_id,
-            SendErrorCode::InvalidBody,
-            format!("body is longer than {MAX_BODY_CHARS} characters"),
-            false,
-        ));
+    if let Some(why) = over_limit(&item.body, limit) {
+        return refuse(SendErrorCode::InvalidBody, why);
     }
     None
+}
+
+/// Why a body is longer than the provider takes, if it is.
+fn over_limit(body: &str, limit: BodyLimit) -> Option<String> {
+    match limit {
+        BodyLimit::Characters(max) => (body.chars().count() > max)
+            .then(|| format!("body is longer than the provider's {max} characters")),
+        BodyLimit::Parts(max) => {
+            let (encoding, parts) = segments::count(body);
+            (parts > max).then(|| {
+                format!(
+                    "body takes {parts} SMS parts in {}, more than the provider's {max}",
+                    encoding.as_str()
+                )
+            })
+        }
+    }
+}
+
+/// A message the invocation had no time left for: nothing was claimed or sent.
+fn not_attempted(item: &SendItem) -> SendResult {
+    failure(
+        &item.message_id,
+        SendErrorCode::Throttled,
+        "not attempted: the invocation's time ran out before this message's turn; nothing was sent, send it again",
+        true,
+    )
 }
 
 /// The answer a stored record gives.
@@ -306,10 +321,27 @@ fn check_request(request: &SendRequest) -> Result<(), SendRequestError> {
     Ok(())
 }
 
-/// Sends every message of the request; one result per message, in order.
-#[tracing::instrument(skip_all, fields(org_id = %request.org_id, messages = request.messages.len()))]
+/// Sends every message of the request within the configured budget
+/// (`BYOSMS_SEND_BUDGET_MS`); one result per message, in order.
 pub async fn send(deps: &Deps, request: &SendRequest) -> Result<SendResponse, SendRequestError> {
-    let outcome = send_all(deps, request).await;
+    let settings = &deps.settings.send;
+    send_within(
+        deps,
+        request,
+        Deadline::after(settings.budget, settings.deadline_margin),
+    )
+    .await
+}
+
+/// Sends every message of the request, starting no provider call after `deadline` allows;
+/// one result per message, in order, those not attempted failed and retryable.
+#[tracing::instrument(skip_all, fields(org_id = %request.org_id, messages = request.messages.len()))]
+pub async fn send_within(
+    deps: &Deps,
+    request: &SendRequest,
+    deadline: Deadline,
+) -> Result<SendResponse, SendRequestError> {
+    let outcome = send_all(deps, request, &deadline).await;
     match &outcome {
         Err(SendRequestError::Store(cause)) => tracing::error!(error = %cause, "send not served"),
         Err(refused) => tracing::warn!(code = refused.code(), error = %refused, "send refused"),
@@ -318,7 +350,11 @@ pub async fn send(deps: &Deps, request: &SendRequest) -> Result<SendResponse, Se
     outcome
 }
 
-async fn send_all(deps: &Deps, request: &SendRequest) -> Result<SendResponse, SendRequestError> {
+async fn send_all(
+    deps: &Deps,
+    request: &SendRequest,
+    deadline: &Deadline,
+) -> Result<SendResponse, SendRequestError> {
     check_request(request)?;
     let connection = resolve_connection(deps, request).await?;
     let adapter = deps
@@ -344,10 +380,22 @@ async fn send_all(deps: &Deps, request: &SendRequest) -> Result<SendResponse, Se
         status_callback: status_callback.as_ref(),
         inbound_callback: inbound_callback.as_ref(),
     };
-    let ctx = &ctx;
+    let pacer = connection.send_rate().map(rate::Pacer::per_second);
+    let run = Run {
+        deps,
+        adapter,
+        ctx: &ctx,
+        user_id: &request.user_id,
+        deadline,
+        pacer: pacer.as_ref(),
+    };
+    let run = &run;
+    // `buffered` keeps request order while up to `concurrency` messages are in flight.
+    // Owned items: a future borrowing the request through a closure argument is not `Send`
+    // for every lifetime, which the gateway's handler requires.
     let results: Vec<SendResult> = futures_util::stream::iter(request.messages.iter().cloned())
-        .map(|item| send_one(deps, adapter, ctx, &request.user_id, item))
-        .buffered(CONCURRENCY)
+        .map(|item| async move { run.send_one(&item).await })
+        .buffered(deps.settings.send.concurrency.max(1))
         .collect()
         .await;
     let accepted = results
@@ -364,65 +412,93 @@ async fn send_all(deps: &Deps, request: &SendRequest) -> Result<SendResponse, Se
     Ok(SendResponse { results })
 }
 
-/// Sends one message and answers for it whatever happens: a store failure spoils this message's
-/// result, never the batch's.
-async fn send_one(
-    deps: &Deps,
-    adapter: &dyn ProviderAdapter,
-    ctx: &SendContext<'_>,
-    user_id: &str,
-    item: SendItem,
-) -> SendResult {
-    let item = &item;
-    if let Some(refused) = refusal(item) {
-        return refused;
-    }
-    let connection = ctx.connection;
-    let messages = &deps.stores.messages;
-    let record = claim_record(connection, user_id, item);
-    match messages.claim_message(&record).await {
-        Ok(Claim::Claimed) => {}
-        Ok(Claim::Exists(existing)) => return result_of(&existing, true),
-        Err(err) => return storage_failure(item, &err),
-    }
-    let opted_out = match messages.is_opted_out(&connection.org_id, &item.to).await {
-        Ok(opted_out) => opted_out,
-        Err(err) => {
-            // Nothing was sent: give the claim back so that the caller's retry can send.
-            if let Err(release) = messages
-                .release_claim(&connection.org_id, &item.message_id)
-                .await
-            {
-                tracing::error!(message_id = %item.message_id, error = %release, "claim not released");
-            }
-            return storage_failure(item, &err);
+/// What every message of one invocation is sent with.
+struct Run<'a> {
+    deps: &'a Deps,
+    adapter: &'a dyn ProviderAdapter,
+    ctx: &'a SendContext<'a>,
+    user_id: &'a str,
+    deadline: &'a Deadline,
+    /// The connection's `sendRatePerSecond`, shared by every message of the invocation.
+    pacer: Option<&'a rate::Pacer>,
+}
+
+impl Run<'_> {
+    /// Sends one message and answers for it whatever happens: a store failure spoils this
+    /// message's result, never the batch's.
+    async fn send_one(&self, item: &SendItem) -> SendResult {
+        if let Some(refused) = refusal(item, self.adapter.body_limit()) {
+            return refused;
         }
-    };
-    let done = if opted_out {
-        refused_completion(
-            SendError::new(
-                SendErrorCode::OptedOut,
-                "the recipient opted out of messages",
-                Retry::Never,
-            ),
-            0,
-        )
-    } else {
-        provider_completion(deps, adapter, ctx, item).await
-    };
-    match messages
-        .complete_send(&connection.org_id, &item.message_id, &done)
-        .await
-    {
-        Ok(stored) => result_of(&stored, false),
-        Err(err) => {
-            // The provider has answered; that answer is the truth the caller needs. The record
-            // stays `sending`, so a repeat is answered `in_progress` and later `outcome_unknown`:
-            // never a second send.
-            tracing::error!(message_id = %item.message_id, error = %err, "send result not recorded");
-            let mut unrecorded = record;
-            unrecorded.complete(&done);
-            result_of(&unrecorded, false)
+        // Checked before the claim: a message never started leaves nothing behind.
+        if self.deadline.time_for_call().is_none() {
+            return not_attempted(item);
+        }
+        let connection = self.ctx.connection;
+        let messages = &self.deps.stores.messages;
+        let record = claim_record(connection, self.user_id, item);
+        match messages.claim_message(&record).await {
+            Ok(Claim::Claimed) => {}
+            Ok(Claim::Exists(existing)) => return result_of(&existing, true),
+            Err(err) => return storage_failure(item, &err),
+        }
+        let opted_out = match messages.is_opted_out(&connection.org_id, &item.to).await {
+            Ok(opted_out) => opted_out,
+            Err(err) => {
+                // Nothing was sent: give the claim back so that the caller's retry can send.
+                self.release(item).await;
+                return storage_failure(item, &err);
+            }
+        };
+        let done = if opted_out {
+            refused_completion(
+                SendError::new(
+                    SendErrorCode::OptedOut,
+                    "the recipient opted out of messages",
+                    Retry::Never,
+                ),
+                0,
+            )
+        } else {
+            self.provider_completion(item).await
+        };
+        if done.error.as_ref().is_some_and(|e| e.retryable) {
+            // Provably nothing was accepted: the claim goes back, so that the caller's retry of
+            // this messageId (which `retryable` invites) sends instead of finding this failure.
+            self.release(item).await;
+            let mut unsent = record;
+            unsent.complete(&done);
+            return result_of(&unsent, false);
+        }
+        match messages
+            .complete_send(&connection.org_id, &item.message_id, &done)
+            .await
+        {
+            Ok(stored) => result_of(&stored, false),
+            Err(err) => {
+                // The provider has answered; that answer is the truth the caller needs. The
+                // record stays `sending`, so a repeat is answered `in_progress` and later
+                // `outcome_unknown`: never a second send.
+                tracing::error!(message_id = %item.message_id, error = %err, "send result not recorded");
+                let mut unrecorded = record;
+                unrecorded.complete(&done);
+                result_of(&unrecorded, false)
+            }
+        }
+    }
+
+    async fn release(&self, item: &SendItem) {
+        let org_id = &self.ctx.connection.org_id;
+        if let Err(err) = self
+            .deps
+            .stores
+            .messages
+            .release_claim(org_id, &item.message_id)
+            .await
+        {
+            // The claim stays `sending`: a repeat is answered `in_progress`, later
+            // `outcome_unknown`, never sent twice.
+            tracing::error!(message_id = %item.message_id, error = %err, "claim not released");
         }
     }
 }
@@ -464,48 +540,142 @@ fn storage_failure(item: &SendItem, err: &StoreError) -> SendResult {
     )
 }
 
-/// Calls the provider and turns its answer into what the record keeps.
-async fn provider_completion(
-    deps: &Deps,
-    adapter: &dyn ProviderAdapter,
-    ctx: &SendContext<'_>,
-    item: &SendItem,
-) -> SendCompletion {
-    let outbound = OutboundMessage {
-        message_id: item.message_id.clone(),
-        to: item.to.clone(),
-        body: item.body.clone(),
-    };
-    let (outcome, attempts) = send_with_fresh_credentials(deps, adapter, ctx, &outbound).await;
-    match outcome {
-        Ok(accepted) => SendCompletion {
-            send_state: SendState::Accepted,
-            status: Some(accepted.status),
-            provider_message_id: Some(accepted.provider_message_id),
-            part_ids: accepted.part_ids,
-            error: None,
-            attempts,
-            at: Utc::now(),
-        },
-        Err(err) => {
-            if err.code == SendErrorCode::OptedOut
-                && let Err(store) = deps
-                    .stores
-                    .messages
-                    .set_opt_out(&ctx.connection.org_id, &item.to, true, Utc::now())
-                    .await
-            {
-                tracing::error!(message_id = %item.message_id, error = %store, "opt-out not recorded");
+impl Run<'_> {
+    /// Calls the provider and turns its answer into what the record keeps.
+    async fn provider_completion(&self, item: &SendItem) -> SendCompletion {
+        let outbound = OutboundMessage {
+            message_id: item.message_id.clone(),
+            to: item.to.clone(),
+            body: item.body.clone(),
+        };
+        let (outcome, attempts) = self.send_with_fresh_credentials(&outbound).await;
+        match outcome {
+            Ok(accepted) => SendCompletion {
+                send_state: SendState::Accepted,
+                status: Some(accepted.status),
+                provider_message_id: Some(accepted.provider_message_id),
+                part_ids: accepted.part_ids,
+                error: None,
+                attempts,
+                at: Utc::now(),
+            },
+            Err(err) => {
+                if err.code == SendErrorCode::OptedOut
+                    && let Err(store) = self
+                        .deps
+                        .stores
+                        .messages
+                        .set_opt_out(&self.ctx.connection.org_id, &item.to, true, Utc::now())
+                        .await
+                {
+                    tracing::error!(message_id = %item.message_id, error = %store, "opt-out not recorded");
+                }
+                tracing::warn!(
+                    message_id = %item.message_id,
+                    code = %err.code,
+                    provider_code = err.provider_code.as_deref().unwrap_or(""),
+                    "send failed"
+                );
+                refused_completion(err, attempts)
             }
-            tracing::warn!(
-                message_id = %item.message_id,
-                code = %err.code,
-                provider_code = err.provider_code.as_deref().unwrap_or(""),
-                "send failed"
-            );
-            refused_completion(err, attempts)
         }
     }
+
+    /// Sends, and when the provider refuses the credentials, looks once at the secret store: a
+    /// secret rotated since this invocation (or a warm cache) read it gets one more try. A
+    /// refused credential means nothing was accepted, so the second try cannot send twice.
+    async fn send_with_fresh_credentials(
+        &self,
+        message: &OutboundMessage,
+    ) -> (Result<Accepted, SendError>, u32) {
+        let (outcome, attempts) = self.send_with_retries(self.ctx, message).await;
+        if !matches!(&outcome, Err(err) if err.code == SendErrorCode::AuthFailed) {
+            return (outcome, attempts);
+        }
+        let connection = self.ctx.connection;
+        let fresh = self
+            .deps
+            .stores
+            .secrets
+            .get_fresh_secrets(&connection.org_id, &connection.connection_id)
+            .await;
+        match fresh {
+            Ok(Some(fresh)) if fresh.to_json() != self.ctx.secrets.to_json() => {
+                tracing::info!(message_id = %message.message_id, "credentials changed since they were read: sending again");
+                let ctx = SendContext {
+                    secrets: &fresh,
+                    ..*self.ctx
+                };
+                let (again, more) = self.send_with_retries(&ctx, message).await;
+                (again, attempts + more)
+            }
+            _ => (outcome, attempts),
+        }
+    }
+
+    /// Sends until the provider accepts, or [`retry::after_failure`] says to stop. Returns the
+    /// last outcome and the number of requests made.
+    async fn send_with_retries(
+        &self,
+        ctx: &SendContext<'_>,
+        message: &OutboundMessage,
+    ) -> (Result<Accepted, SendError>, u32) {
+        let policy = &self.deps.settings.retry;
+        let mut rng = fastrand::Rng::new();
+        let mut made = 0;
+        loop {
+            let Some(outcome) = self.attempt(ctx, message).await else {
+                // Every request made so far was provably refused: nothing was sent.
+                return (Err(out_of_time()), made);
+            };
+            made += 1;
+            let Err(err) = &outcome else {
+                return (outcome, made);
+            };
+            match retry::after_failure(policy, made, err, self.deadline, &mut rng) {
+                retry::Next::Stop => return (outcome, made),
+                retry::Next::RetryAfter(wait) => {
+                    tracing::info!(message_id = %message.message_id, attempt = made, code = %err.code, wait_ms = wait.as_millis() as u64, "retrying send");
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    }
+
+    /// One provider request, at the connection's pace and cut off where the deadline requires:
+    /// a call still running then may have been accepted, so its outcome is unknown (and never
+    /// sent again). `None` when no request could be started in time.
+    async fn attempt(
+        &self,
+        ctx: &SendContext<'_>,
+        message: &OutboundMessage,
+    ) -> Option<Result<Accepted, SendError>> {
+        if let Some(pacer) = self.pacer {
+            let slot = pacer.reserve(self.deadline.latest_start())?;
+            tokio::time::sleep_until(slot).await;
+        }
+        let time = self.deadline.time_for_call()?;
+        Some(
+            match tokio::time::timeout(time, self.adapter.send(ctx, message)).await {
+                Ok(outcome) => outcome,
+                Err(_) => Err(SendError::new(
+                    SendErrorCode::OutcomeUnknown,
+                    "the invocation's time ran out while the provider had the request; the message may have been accepted",
+                    Retry::OutcomeUnknown,
+                )),
+            },
+        )
+    }
+}
+
+/// No request could start before the deadline (the connection's rate, or retries, used the
+/// time up).
+fn out_of_time() -> SendError {
+    SendError::new(
+        SendErrorCode::Throttled,
+        "not attempted: the invocation's time ran out before this message's turn; nothing was sent, send it again",
+        Retry::NotAccepted,
+    )
 }
 
 fn refused_completion(err: SendError, attempts: u32) -> SendCompletion {
@@ -528,72 +698,6 @@ fn refused_completion(err: SendError, attempts: u32) -> SendCompletion {
         }),
         attempts,
         at: Utc::now(),
-    }
-}
-
-/// Sends, and when the provider refuses the credentials, looks once at the secret store: a
-/// secret rotated since this invocation (or a warm cache) read it gets one more try. A refused
-/// credential means nothing was accepted, so the second try cannot send twice.
-async fn send_with_fresh_credentials(
-    deps: &Deps,
-    adapter: &dyn ProviderAdapter,
-    ctx: &SendContext<'_>,
-    message: &OutboundMessage,
-) -> (Result<Accepted, SendError>, u32) {
-    let (outcome, attempts) = send_with_retries(deps, adapter, ctx, message).await;
-    if !matches!(&outcome, Err(err) if err.code == SendErrorCode::AuthFailed) {
-        return (outcome, attempts);
-    }
-    let connection = ctx.connection;
-    let fresh = deps
-        .stores
-        .secrets
-        .get_fresh_secrets(&connection.org_id, &connection.connection_id)
-        .await;
-    match fresh {
-        Ok(Some(fresh)) if fresh.to_json() != ctx.secrets.to_json() => {
-            tracing::info!(message_id = %message.message_id, "credentials changed since they were read: sending again");
-            let ctx = SendContext {
-                secrets: &fresh,
-                ..*ctx
-            };
-            let (again, more) = send_with_retries(deps, adapter, &ctx, message).await;
-            (again, attempts + more)
-        }
-        _ => (outcome, attempts),
-    }
-}
-
-/// A provider's wait longer than this is not waited out inside one invocation: the message
-/// comes back `throttled` and retryable instead.
-const MAX_HONOURED_WAIT: Duration = Duration::from_secs(5);
-
-/// Retries only what the provider provably did not accept, with exponential back-off that
-/// waits at least as long as the provider asked.
-async fn send_with_retries(
-    deps: &Deps,
-    adapter: &dyn ProviderAdapter,
-    ctx: &SendContext<'_>,
-    message: &OutboundMessage,
-) -> (Result<Accepted, SendError>, u32) {
-    let policy = &deps.settings.retry;
-    let mut attempt = 1;
-    loop {
-        let outcome = adapter.send(ctx, message).await;
-        let Err(err) = &outcome else {
-            return (outcome, attempt);
-        };
-        if err.retry != Retry::NotAccepted || attempt >= policy.max_attempts {
-            return (outcome, attempt);
-        }
-        let backoff = policy.first_delay * 2u32.saturating_pow(attempt - 1);
-        let asked = err.retry_after.unwrap_or_default();
-        if asked > MAX_HONOURED_WAIT {
-            return (outcome, attempt);
-        }
-        tracing::info!(message_id = %message.message_id, attempt, code = %err.code, "retrying send");
-        tokio::time::sleep(backoff.max(asked)).await;
-        attempt += 1;
     }
 }
 
@@ -653,18 +757,19 @@ mod tests {
             to: to.into(),
             body: body.into(),
         };
-        assert!(refusal(&item("+14155550100", "hi")).is_none());
+        let refusal_of = |item: &SendItem| refusal(item, BodyLimit::Characters(1600));
+        assert!(refusal_of(&item("+14155550100", "hi")).is_none());
         let code = |r: SendResult| r.error.unwrap().code;
         assert_eq!(
-            code(refusal(&item("4155550100", "hi")).unwrap()),
+            code(refusal_of(&item("4155550100", "hi")).unwrap()),
             SendErrorCode::InvalidNumber
         );
         assert_eq!(
-            code(refusal(&item("+14155550100", " ")).unwrap()),
+            code(refusal_of(&item("+14155550100", " ")).unwrap()),
             SendErrorCode::InvalidBody
         );
         assert_eq!(
-            code(refusal(&item("+14155550100", &"a".repeat(1601))).unwrap()),
+            code(refusal_of(&item("+14155550100", &"a".repeat(1601))).unwrap()),
             SendErrorCode::InvalidBody
         );
     }
