@@ -9,7 +9,7 @@ use byosms::domain::{Connection, ConnectionSecrets, Event, MessageRecord, SendCo
 use byosms::pipeline::receive::receive;
 use byosms::pipeline::send::{ResultStatus, SendItem, SendRequest, send};
 use byosms::stores::{
-    Claim, InboundPart, JoinedReply, MessageStore, SecretStore, StoreError, Stores,
+    Claim, HeldReport, InboundPart, JoinedReply, MessageStore, SecretStore, StoreError, Stores,
     cached_secrets::CachedSecrets, sqlite::SqliteStore,
 };
 use byosms::webhook::Route;
@@ -112,6 +112,15 @@ impl MessageStore for FlakyMessages {
         j: &JoinedReply,
     ) -> Result<(), StoreError> {
         self.inner.forget_inbound_parts(p, j).await
+    }
+    async fn hold_report(&self, h: &HeldReport) -> Result<bool, StoreError> {
+        self.inner.hold_report(h).await
+    }
+    async fn held_reports(&self, o: &str, c: &str, p: &str) -> Result<Vec<HeldReport>, StoreError> {
+        self.inner.held_reports(o, c, p).await
+    }
+    async fn forget_held_report(&self, h: &HeldReport) -> Result<(), StoreError> {
+        self.inner.forget_held_report(h).await
     }
 }
 

@@ -16,4 +16,5 @@ mod secrets;
 mod send;
 mod stores;
 mod support;
+mod webhook_trust;
 mod webhooks;
