@@ -6,6 +6,7 @@ mod functions;
 mod gateway;
 mod idempotency;
 mod kit_fixes;
+mod load;
 mod provider_infobip;
 mod provider_linkmobility;
 mod provider_messagebird;

@@ -727,7 +727,10 @@ async fn a_batch_keeps_its_good_items_and_a_repeated_batch_stores_nothing_twice(
             ],
             "{backend:?}"
         );
-        let held = deps.stores.messages.held_reports(ORG, "conn_1", "not-ours-1");
+        let held = deps
+            .stores
+            .messages
+            .held_reports(ORG, "conn_1", "not-ours-1");
         assert_eq!(held.await.unwrap().len(), 1, "{backend:?}");
         let b2 = deps
             .stores
