@@ -101,6 +101,29 @@ pub fn mask_phone(number: &str) -> String {
     masked
 }
 
+/// `text` with every double-quoted value replaced by `"…"`: a parser's error may quote the value
+/// it could not read (a message body, a number), and an error text may reach a log line.
+pub fn without_quoted_values(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut parts = text.split('"');
+    if let Some(first) = parts.next() {
+        out.push_str(first);
+    }
+    // Odd pieces are inside quotes; an unclosed quote hides the rest.
+    let rest: Vec<&str> = parts.collect();
+    for (i, piece) in rest.iter().enumerate() {
+        if i % 2 == 0 {
+            out.push_str("\"…");
+            if i + 1 < rest.len() {
+                out.push('"');
+            }
+        } else {
+            out.push_str(piece);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,6 +135,16 @@ mod tests {
         assert_eq!(mask_phone("1234"), "****");
         assert_eq!(mask_phone(""), "");
         assert_eq!(mask_phone("MyBrand"), "***rand");
+    }
+
+    #[test]
+    fn quoted_values_are_hidden() {
+        assert_eq!(
+            without_quoted_values(r#"invalid type: string "call +14155550100", expected u16"#),
+            r#"invalid type: string "…", expected u16"#
+        );
+        assert_eq!(without_quoted_values("no quotes"), "no quotes");
+        assert_eq!(without_quoted_values(r#"open "secret"#), r#"open "…"#);
     }
 
     #[test]

@@ -864,7 +864,31 @@ impl MessageStore for SqliteStore {
     }
 
     async fn hold_report(&self, held: &HeldReport) -> Result<bool, StoreError> {
-        self.hold(held).await
+        let event = &held.event;
+        let (org, conn, pmid, key) = (
+            event.org_id.clone(),
+            event.connection_id.clone(),
+            event.provider_message_id.clone(),
+            held.dedupe_key.clone(),
+        );
+        let (doc, expires) = (to_json(held)?, held.expires_at().timestamp_micros());
+        let now = Utc::now().timestamp_micros();
+        self.run(move |db| {
+            let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute(
+                "DELETE FROM held_reports WHERE expires_at_micros <= ?1",
+                params![now],
+            )?;
+            let new = tx.execute(
+                "INSERT OR IGNORE INTO held_reports
+                 (org_id, connection_id, provider_message_id, dedupe_key, doc, expires_at_micros)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![org, conn, pmid, key, doc, expires],
+            )? == 1;
+            tx.commit()?;
+            Ok(new)
+        })
+        .await
     }
 
     async fn held_reports(
@@ -908,36 +932,6 @@ impl MessageStore for SqliteStore {
                 params![org, conn, pmid, key],
             )?;
             Ok(())
-        })
-        .await
-    }
-}
-
-impl SqliteStore {
-    async fn hold(&self, held: &HeldReport) -> Result<bool, StoreError> {
-        let event = &held.event;
-        let (org, conn, pmid, key) = (
-            event.org_id.clone(),
-            event.connection_id.clone(),
-            event.provider_message_id.clone(),
-            held.dedupe_key.clone(),
-        );
-        let (doc, expires) = (to_json(held)?, held.expires_at().timestamp_micros());
-        let now = Utc::now().timestamp_micros();
-        self.run(move |db| {
-            let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            tx.execute(
-                "DELETE FROM held_reports WHERE expires_at_micros <= ?1",
-                params![now],
-            )?;
-            let new = tx.execute(
-                "INSERT OR IGNORE INTO held_reports
-                 (org_id, connection_id, provider_message_id, dedupe_key, doc, expires_at_micros)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![org, conn, pmid, key, doc, expires],
-            )? == 1;
-            tx.commit()?;
-            Ok(new)
         })
         .await
     }
@@ -1026,6 +1020,67 @@ mod tests {
             params![stop_at.to_rfc3339()],
         )
         .unwrap();
+        db.execute(
+            "INSERT INTO events (org_id, dedupe_key, doc) VALUES ('O', 'c1:old-key', ?1)",
+            params![to_json(&status_event("e-old")).unwrap()],
+        )
+        .unwrap();
+    }
+
+    fn status_event(event_id: &str) -> Event {
+        Event::Status(crate::domain::StatusEvent {
+            event_id: event_id.into(),
+            org_id: "O".into(),
+            connection_id: "c1".into(),
+            provider: Provider::Vonage,
+            provider_message_id: "p1".into(),
+            message_id: Some("m1".into()),
+            status: Status::Delivered,
+            provider_status: "delivered".into(),
+            error_code: None,
+            occurred_at: None,
+            received_at: Utc::now(),
+        })
+    }
+
+    fn markers(store: &SqliteStore) -> Vec<String> {
+        let db = store.db.lock().unwrap();
+        let mut stmt = db
+            .prepare("SELECT dedupe_key FROM dedupe_markers ORDER BY dedupe_key")
+            .unwrap();
+        stmt.query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn dedupe_markers_expire_and_are_swept_while_the_events_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        assert!(store.record_event(&status_event("e1"), "k1").await.unwrap());
+        assert!(store.record_event(&status_event("e2"), "k2").await.unwrap());
+        assert!(!store.record_event(&status_event("e3"), "k1").await.unwrap());
+        // Thirty days later (as far as the markers can tell).
+        store
+            .db
+            .lock()
+            .unwrap()
+            .execute("UPDATE dedupe_markers SET expires_at_micros = 1", [])
+            .unwrap();
+        assert!(
+            store.record_event(&status_event("e4"), "k1").await.unwrap(),
+            "an expired marker no longer dedupes"
+        );
+        assert_eq!(markers(&store), ["k1"], "the expired k2 is swept");
+        let ids: Vec<String> = store
+            .list_events("O", 10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.event_id().to_string())
+            .collect();
+        assert_eq!(ids, ["e1", "e2", "e4"], "events are the record: they stay");
     }
 
     #[tokio::test]
@@ -1055,6 +1110,14 @@ mod tests {
             .await
             .unwrap();
         assert!(!store.is_opted_out("O", number).await.unwrap());
+        // The old event is kept, and its key still dedupes.
+        assert_eq!(store.list_events("O", 10).await.unwrap().len(), 1);
+        assert!(
+            !store
+                .record_event(&status_event("e-again"), "c1:old-key")
+                .await
+                .unwrap()
+        );
         drop(store);
 
         // Opening again runs nothing twice.

@@ -11,6 +11,9 @@ use crate::providers::{
 use crate::stores::{HeldReport, InboundPart, StoreError, release_held_reports};
 use crate::webhook::{Route, WebhookReply, WebhookRequest};
 use futures_util::StreamExt;
+use request_log::RequestLine;
+
+mod request_log;
 
 /// Larger than any provider's batch (Infobip's 2000-report buckets included).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -101,49 +104,15 @@ pub async fn receive(deps: &Deps, route: &Route, request: &WebhookRequest) -> We
     let started = std::time::Instant::now();
     let mut owner = None;
     let outcome = handle(deps, route, request, &mut owner).await;
-    let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    // The owner's provider (MessageBird may post on the Twilio route), else the route's.
-    let provider = owner
-        .as_ref()
-        .map(|c| c.provider)
-        .or_else(|| Provider::from_route_slug(&route.provider_slug))
-        .map_or(route.provider_slug.as_str(), |p| p.as_str());
-    let connection_id = owner.as_ref().map_or("-", |c| c.connection_id.as_str());
+    let line = RequestLine::new(route, owner.as_ref(), started.elapsed());
     match outcome {
         Ok((reply, recorded)) => {
-            tracing::info!(
-                org_id = %route.org_id,
-                provider,
-                connection_id,
-                route = route.kind.as_str(),
-                outcome = "recorded",
-                status = reply.status,
-                latency_ms,
-                events = recorded.events,
-                duplicates = recorded.duplicates,
-                bad_items = recorded.bad_items,
-                pending_parts = recorded.pending_parts,
-                held = recorded.held,
-                "webhook request"
-            );
+            line.recorded(&reply, &recorded);
             reply
         }
         Err(err) => {
             let reply = err.reply();
-            let outcome = match &err {
-                ReceiveError::Storage(_) | ReceiveError::SecretUnavailable => "failed",
-                ReceiveError::Unauthenticated(_) | ReceiveError::Forbidden(_) => "unauthenticated",
-                _ => "refused",
-            };
-            let detail = match &err {
-                ReceiveError::Storage(source) => source.to_string(),
-                other => other.to_string(),
-            };
-            if reply.status >= 500 {
-                tracing::error!(org_id = %route.org_id, provider, connection_id, route = route.kind.as_str(), outcome, status = reply.status, latency_ms, error = %detail, "webhook request");
-            } else {
-                tracing::warn!(org_id = %route.org_id, provider, connection_id, route = route.kind.as_str(), outcome, status = reply.status, latency_ms, error = %detail, "webhook request");
-            }
+            line.refused(&err, &reply);
             reply
         }
     }
@@ -326,7 +295,11 @@ async fn record_item(
         }
         Err(bad) => {
             recorded.bad_items += 1;
-            tracing::warn!(connection_id = %connection.connection_id, error = %bad, "bad item in webhook batch");
+            tracing::warn!(
+                connection_id = %connection.connection_id,
+                error = %crate::telemetry::without_quoted_values(&bad.0),
+                "bad item in webhook batch"
+            );
         }
     }
     Ok(recorded)
