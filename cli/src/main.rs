@@ -1,6 +1,7 @@
 //! `byosms`: the local gateway (`serve`) and the admin and test commands around it. Every command
 //! works on the embedded store in `--data-dir` or, with `--aws`, on DynamoDB and Secrets Manager.
 
+use byosms::telemetry::LogFormat;
 use byosms::{Deps, Settings};
 use byosms_cli::commands::{
     self, CliError, Context, DEFAULT_ADDR, connection, messaging, simulate,
@@ -360,7 +361,14 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     // The servers report every request; one-shot commands only what went wrong.
     let quiet = !matches!(cli.command, Command::Serve { .. } | Command::Sandbox { .. });
-    byosms::telemetry::init_text(if quiet { "warn" } else { "info" });
+    let format = match LogFormat::from_env(LogFormat::Text) {
+        Ok(format) => format,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    byosms::telemetry::init_cli(format, if quiet { "warn" } else { "info" });
     match run(cli).await {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,

@@ -251,9 +251,10 @@ fn the_readme_walkthrough() {
         "https://sms.example.com",
     ])))
     .unwrap();
+    // Twilio's URLs ask Twilio to retry (connection overrides in the fragment).
     assert_eq!(
         urls[0]["status"],
-        "https://sms.example.com/distribution-providers/v1/receive/distribution/status/twilio-sms/ORG_1"
+        "https://sms.example.com/distribution-providers/v1/receive/distribution/status/twilio-sms/ORG_1#rc=5&rp=ct,rt,5xx"
     );
 
     ok(run(&[

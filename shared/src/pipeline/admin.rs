@@ -254,11 +254,19 @@ pub struct WebhookUrls {
     pub status: Url,
 }
 
+/// The URLs as the admin pastes them: Twilio's carry the fragment that makes Twilio retry.
 pub fn webhook_urls(base: &Url, provider: Provider, org_id: &str) -> Option<WebhookUrls> {
+    let url = |kind| {
+        let route = Route::url(base, kind, provider, org_id)?;
+        Some(match provider {
+            Provider::Twilio => crate::providers::twilio::asking_for_retries(route),
+            _ => route,
+        })
+    };
     Some(WebhookUrls {
         provider,
-        message: Route::url(base, RouteKind::Message, provider, org_id)?,
-        status: Route::url(base, RouteKind::Status, provider, org_id)?,
+        message: url(RouteKind::Message)?,
+        status: url(RouteKind::Status)?,
     })
 }
 

@@ -7,11 +7,12 @@
 //! | `PMID#{connectionId}#{providerMessageId}` | each provider id of a message (its own and every part's) → our `messageId` |
 //! | `EVT#{receivedAt}#{eventId}` | an event (what the distribution system reads off the stream) |
 //! | `DEDUPE#{key}` | a webhook's dedupe marker, expiring after 30 days |
+//! | `HELD#{connectionId}#{providerMessageId}#{dedupeKey}` | a status report no message names yet (`kind = held`, the report as JSON in `doc`); `expiresAt` 24 hours after it was received |
 //! | `LAST#{connectionId}#{number}` | the latest accepted message to a number by `createdAtMicros` (reply linking) |
 //! | `OPTOUT#{number}` | the number's latest opt-out change; `atMicros` is when it happened |
 //! | `PART#{connectionId}#{from}#{reference}#{index:05}#{providerMessageId}` | a part of a multipart reply until joined and forgotten; `expiresAt` 2 days after it was received |
 //!
-//! In `PART#` keys `%` and `#` inside the values are percent-escaped, so no value passes for a
+//! In `PART#` and `HELD#` keys `%` and `#` inside the values are percent-escaped, so no value passes for a
 //! separator. Items of older releases that carry no `providerMessageId` (`PART#…`) or that
 //! nothing reads any more (`JOINED#…`) expire on their own.
 //!
@@ -19,8 +20,8 @@
 //! completed send writes its record, its `PMID#` items and `LAST#` in one transaction.
 
 use super::{
-    Claim, ConnectionStore, INBOUND_PART_LIFETIME, InboundPart, JoinedReply, MessageStore,
-    StoreError, StoredPart, join_parts,
+    Claim, ConnectionStore, DEDUPE_LIFETIME, HeldReport, INBOUND_PART_LIFETIME, InboundPart,
+    JoinedReply, MessageStore, StoreError, StoredPart, join_parts,
 };
 use crate::domain::{Connection, Event, MessageRecord, SendCompletion, SendState, Status};
 use async_trait::async_trait;
@@ -38,7 +39,6 @@ use std::collections::HashMap;
 
 type Item = HashMap<String, AttributeValue>;
 
-const DEDUPE_TTL_DAYS: i64 = 30;
 /// The most items one `TransactWriteItems` takes.
 const MAX_TRANSACTION_ITEMS: usize = 100;
 const CONDITION_FAILED: &str = "ConditionalCheckFailed";
@@ -116,10 +116,6 @@ fn number_attr<T: std::str::FromStr>(item: &Item, name: &str) -> Option<T> {
     item.get(name)?.as_n().ok()?.parse().ok()
 }
 
-fn expires_in(days: i64) -> AttributeValue {
-    n((Utc::now() + chrono::Duration::days(days)).timestamp())
-}
-
 /// A value inside a sort key, with `%` and `#` escaped so that it cannot pass for a separator.
 fn key_part(value: &str) -> String {
     value.replace('%', "%25").replace('#', "%23")
@@ -137,6 +133,27 @@ fn part_group(part: &InboundPart) -> String {
 
 fn part_sk(group: &str, index: u16, provider_message_id: &str) -> String {
     format!("{group}{index:05}#{}", key_part(provider_message_id))
+}
+
+/// The sort key prefix of the reports held for a provider id of a connection.
+fn held_prefix(connection_id: &str, provider_message_id: &str) -> String {
+    format!(
+        "HELD#{}#{}#",
+        key_part(connection_id),
+        key_part(provider_message_id)
+    )
+}
+
+fn held_key(held: &HeldReport) -> Item {
+    let event = &held.event;
+    key(
+        &event.org_id,
+        format!(
+            "{}{}",
+            held_prefix(&event.connection_id, &event.provider_message_id),
+            key_part(&held.dedupe_key)
+        ),
+    )
 }
 
 /// A stored part as the join reads it; `None` for one of an older release (no provider id) or
@@ -589,6 +606,8 @@ impl MessageStore for DynamoStore {
                 .send()
                 .await;
             let Err(err) = result else {
+                // Reports that beat this write were held: now they find their message.
+                super::release_after_send(self, &item.record).await;
                 return Ok(item.record);
             };
             // Nothing of a cancelled transaction is written: read again and redo it all.
@@ -681,7 +700,10 @@ impl MessageStore for DynamoStore {
         let org_id = event.org_id();
         let mut marker = key(org_id, format!("DEDUPE#{dedupe_key}"));
         marker.insert("eventId".into(), s(event.event_id()));
-        marker.insert("expiresAt".into(), expires_in(DEDUPE_TTL_DAYS));
+        marker.insert(
+            "expiresAt".into(),
+            n((Utc::now() + DEDUPE_LIFETIME).timestamp()),
+        );
         let item = EventItem {
             pk: format!("ORG#{org_id}"),
             sk: format!(
@@ -841,6 +863,62 @@ impl MessageStore for DynamoStore {
                 .await
                 .map_err(unavailable)?;
         }
+        Ok(())
+    }
+
+    async fn hold_report(&self, held: &HeldReport) -> Result<bool, StoreError> {
+        let mut item = held_key(held);
+        item.insert("kind".into(), s("held"));
+        item.insert(
+            "doc".into(),
+            s(serde_json::to_string(held).map_err(StoreError::corrupt)?),
+        );
+        item.insert("expiresAt".into(), n(held.expires_at().timestamp()));
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.messages_table)
+            .set_item(Some(item))
+            // A retried report is held once; one whose hold expired (TTL lags) is held anew.
+            .condition_expression("attribute_not_exists(pk) OR expiresAt <= :now")
+            .expression_attribute_values(":now", n(Utc::now().timestamp()))
+            .send()
+            .await;
+        conditional(result)
+    }
+
+    async fn held_reports(
+        &self,
+        org_id: &str,
+        connection_id: &str,
+        provider_message_id: &str,
+    ) -> Result<Vec<HeldReport>, StoreError> {
+        let now = Utc::now().timestamp();
+        let items = self
+            .query_prefix(
+                org_id,
+                &held_prefix(connection_id, provider_message_id),
+                false,
+                None,
+            )
+            .await?;
+        items
+            .iter()
+            // TTL deletes expired items only eventually: they are gone all the same.
+            .filter(|item| number_attr::<i64>(item, "expiresAt").is_some_and(|at| at > now))
+            .filter_map(|item| string_attr(item, "doc"))
+            .map(|doc| serde_json::from_str(&doc).map_err(StoreError::corrupt))
+            .collect()
+    }
+
+    async fn forget_held_report(&self, held: &HeldReport) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.messages_table)
+            .set_key(Some(held_key(held)))
+            .send()
+            .await
+            .map_err(unavailable)?;
         Ok(())
     }
 }

@@ -6,7 +6,9 @@ pub mod dynamodb;
 pub mod secrets_manager;
 pub mod sqlite;
 
-use crate::domain::{Connection, ConnectionSecrets, Event, MessageRecord, SendCompletion, Status};
+use crate::domain::{
+    Connection, ConnectionSecrets, Event, MessageRecord, SendCompletion, Status, StatusEvent,
+};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
@@ -168,6 +170,94 @@ pub trait MessageStore: Send + Sync {
         part: &InboundPart,
         joined: &JoinedReply,
     ) -> Result<(), StoreError>;
+
+    /// Keeps aside a status report that no message of its connection names (yet), until
+    /// [`HELD_REPORT_LIFETIME`] after it was received; returns whether it was new (a retried
+    /// report is held once). Expired reports are gone for good.
+    async fn hold_report(&self, held: &HeldReport) -> Result<bool, StoreError>;
+
+    /// The unexpired reports held for `provider_message_id` on the connection.
+    async fn held_reports(
+        &self,
+        org_id: &str,
+        connection_id: &str,
+        provider_message_id: &str,
+    ) -> Result<Vec<HeldReport>, StoreError>;
+
+    /// Removes a held report (once its event is recorded).
+    async fn forget_held_report(&self, held: &HeldReport) -> Result<(), StoreError>;
+}
+
+/// A status report kept aside: it names a provider id that no message of its connection has,
+/// either because the send's own write has not landed yet, or because the message was never ours
+/// (an account-wide webhook shared with other systems). Never an event until a message claims it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HeldReport {
+    /// The event the report becomes, still without our `messageId`.
+    pub event: StatusEvent,
+    /// The report's dedupe key, scoped to its connection (as events are).
+    pub dedupe_key: String,
+}
+
+impl HeldReport {
+    /// When the report is forgotten: a send's write lands within seconds, so a report unclaimed
+    /// after this long is for a message we never sent.
+    pub fn expires_at(&self) -> DateTime<Utc> {
+        self.event.received_at + HELD_REPORT_LIFETIME
+    }
+}
+
+/// How long a held report waits for its message (see [`HeldReport::expires_at`]).
+pub const HELD_REPORT_LIFETIME: chrono::TimeDelta = chrono::TimeDelta::hours(24);
+
+/// Applies every report held for one of `record`'s provider ids: its status step, then its event
+/// (now naming the message), then forgets it. Each step is idempotent (monotonic status, deduped
+/// event), so two callers racing (the send's completion and a report's second look) record one
+/// event; a failure midway leaves the report held for the next caller. Returns the events recorded.
+pub async fn release_held_reports(
+    store: &dyn MessageStore,
+    record: &MessageRecord,
+) -> Result<usize, StoreError> {
+    let mut recorded = 0;
+    for provider_message_id in record.provider_ids() {
+        let held = store
+            .held_reports(&record.org_id, &record.connection_id, provider_message_id)
+            .await?;
+        for report in held {
+            let event = &report.event;
+            store
+                .advance_status(
+                    &record.org_id,
+                    &record.message_id,
+                    &event.provider_message_id,
+                    event.status,
+                    event.received_at,
+                )
+                .await?;
+            let claimed = Event::Status(StatusEvent {
+                message_id: Some(record.message_id.clone()),
+                ..event.clone()
+            });
+            if store.record_event(&claimed, &report.dedupe_key).await? {
+                recorded += 1;
+            }
+            store.forget_held_report(&report).await?;
+        }
+    }
+    Ok(recorded)
+}
+
+/// [`release_held_reports`] after a completed send, where a failure must not fail the send (the
+/// provider has the message): it is logged, and the reports stay held for a later look.
+pub(crate) async fn release_after_send(store: &dyn MessageStore, record: &MessageRecord) {
+    if let Err(err) = release_held_reports(store, record).await {
+        tracing::warn!(
+            message_id = %record.message_id,
+            error = %err,
+            "held status reports not applied yet"
+        );
+    }
 }
 
 /// One part of a multipart reply, grouped by connection, sender and the provider's reference.
@@ -205,6 +295,10 @@ impl JoinedReply {
         format!("inbound-joined:{hex}")
     }
 }
+
+/// How long a webhook's dedupe marker lives: far past any provider's retries (days at most), so
+/// that markers do not pile up for ever.
+pub(crate) const DEDUPE_LIFETIME: chrono::TimeDelta = chrono::TimeDelta::days(30);
 
 /// How long a part of a multipart reply waits for the rest: older parts are gone (their message
 /// will not complete), so they cannot be joined with the parts of a later message.

@@ -11,13 +11,15 @@
 //! | `connections`, `secrets` | one JSON document per `(org_id, connection_id)` |
 //! | `messages` | message records (`doc`) with the columns lookups need; `(org_id, message_id)` unique |
 //! | `provider_ids` | every provider id of a message (its own and each part's), per connection → `message_id` |
-//! | `events` | events in insertion order (`seq`), one per `(org_id, dedupe_key)` |
+//! | `events` | events in insertion order (`seq`) |
+//! | `dedupe_markers` | one per recorded webhook `(org_id, dedupe_key)`, until `expires_at_micros` (30 days) |
+//! | `held_reports` | status reports no message names yet, until `expires_at_micros` (24 hours) |
 //! | `opt_outs` | a number's latest opt-out change; `at_micros` is when it happened |
 //! | `inbound_parts` | parts of multipart replies, until joined and forgotten or 2 days old (`received_at_micros`) |
 
 use super::{
-    Claim, ConnectionStore, INBOUND_PART_LIFETIME, InboundPart, JoinedReply, MessageStore,
-    SecretStore, StoreError, StoredPart, join_parts,
+    Claim, ConnectionStore, DEDUPE_LIFETIME, HeldReport, INBOUND_PART_LIFETIME, InboundPart,
+    JoinedReply, MessageStore, SecretStore, StoreError, StoredPart, join_parts,
 };
 use crate::domain::{
     Connection, ConnectionSecrets, Event, MessageRecord, SendCompletion, SendState, Status,
@@ -91,10 +93,12 @@ CREATE TABLE IF NOT EXISTS inbound_parts (
 type Migration = fn(&Transaction<'_>) -> Result<(), StoreError>;
 
 /// Step `i` brings the schema from version `i` to `i + 1`. Append only.
-const MIGRATIONS: [Migration; 3] = [
+const MIGRATIONS: [Migration; 5] = [
     index_every_provider_id,
     order_opt_outs,
     key_parts_by_provider_id,
+    expire_dedupe_markers,
+    hold_unclaimed_reports,
 ];
 
 /// Version 1: a table of every provider id per connection (messages of several parts have one
@@ -174,6 +178,61 @@ fn key_parts_by_provider_id(tx: &Transaction<'_>) -> Result<(), StoreError> {
             PRIMARY KEY (org_id, connection_id, sender, reference, idx, provider_message_id)
         );
         CREATE INDEX inbound_parts_by_age ON inbound_parts (org_id, received_at_micros);
+        ",
+    )?;
+    Ok(())
+}
+
+/// Version 4: dedupe markers apart from the events, each with its expiry, so that they can go
+/// (the events stay: they are the record). The markers of existing events start their 30 days now.
+fn expire_dedupe_markers(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    let expires = (Utc::now() + DEDUPE_LIFETIME).timestamp_micros();
+    tx.execute_batch(
+        "
+        CREATE TABLE dedupe_markers (
+            org_id TEXT NOT NULL,
+            dedupe_key TEXT NOT NULL,
+            expires_at_micros INTEGER NOT NULL,
+            PRIMARY KEY (org_id, dedupe_key)
+        );
+        CREATE INDEX dedupe_markers_by_expiry ON dedupe_markers (expires_at_micros);
+        CREATE TABLE events_v4 (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            org_id TEXT NOT NULL,
+            doc TEXT NOT NULL
+        );
+        INSERT INTO events_v4 (seq, org_id, doc) SELECT seq, org_id, doc FROM events;
+        ",
+    )?;
+    tx.execute(
+        "INSERT INTO dedupe_markers (org_id, dedupe_key, expires_at_micros)
+         SELECT org_id, dedupe_key, ?1 FROM events",
+        params![expires],
+    )?;
+    tx.execute_batch(
+        "
+        DROP TABLE events;
+        ALTER TABLE events_v4 RENAME TO events;
+        CREATE INDEX events_by_org ON events (org_id, seq);
+        ",
+    )?;
+    Ok(())
+}
+
+/// Version 5: status reports kept aside until a message names their provider id.
+fn hold_unclaimed_reports(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    tx.execute_batch(
+        "
+        CREATE TABLE held_reports (
+            org_id TEXT NOT NULL,
+            connection_id TEXT NOT NULL,
+            provider_message_id TEXT NOT NULL,
+            dedupe_key TEXT NOT NULL,
+            doc TEXT NOT NULL,
+            expires_at_micros INTEGER NOT NULL,
+            PRIMARY KEY (org_id, connection_id, provider_message_id, dedupe_key)
+        );
+        CREATE INDEX held_reports_by_expiry ON held_reports (expires_at_micros);
         ",
     )?;
     Ok(())
@@ -511,18 +570,22 @@ impl MessageStore for SqliteStore {
         done: &SendCompletion,
     ) -> Result<MessageRecord, StoreError> {
         let (org, id, done) = (org_id.to_string(), message_id.to_string(), done.clone());
-        self.run(move |db| {
-            let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let mut record = load_message(&tx, &org, &id)?
-                .ok_or_else(|| StoreError::Corrupt(format!("no claimed message {id}")))?;
-            record.complete(&done);
-            // One transaction: the record is never completed without its index.
-            save_message(&tx, &record)?;
-            index_provider_ids(&tx, &record)?;
-            tx.commit()?;
-            Ok(record)
-        })
-        .await
+        let record = self
+            .run(move |db| {
+                let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let mut record = load_message(&tx, &org, &id)?
+                    .ok_or_else(|| StoreError::Corrupt(format!("no claimed message {id}")))?;
+                record.complete(&done);
+                // One transaction: the record is never completed without its index.
+                save_message(&tx, &record)?;
+                index_provider_ids(&tx, &record)?;
+                tx.commit()?;
+                Ok(record)
+            })
+            .await?;
+        // Reports that beat this write were held: now they find their message.
+        super::release_after_send(self, &record).await;
+        Ok(record)
     }
 
     async fn release_claim(&self, org_id: &str, message_id: &str) -> Result<(), StoreError> {
@@ -614,12 +677,29 @@ impl MessageStore for SqliteStore {
             dedupe_key.to_string(),
             to_json(event)?,
         );
+        let now = Utc::now().timestamp_micros();
+        let expires = (Utc::now() + DEDUPE_LIFETIME).timestamp_micros();
         self.run(move |db| {
-            let n = db.execute(
-                "INSERT OR IGNORE INTO events (org_id, dedupe_key, doc) VALUES (?1, ?2, ?3)",
-                params![org, key, doc],
+            let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            // Expired markers go first (the index makes this free when none has expired), so
+            // that an expired key counts as new and the table stays as large as 30 days' webhooks.
+            tx.execute(
+                "DELETE FROM dedupe_markers WHERE expires_at_micros <= ?1",
+                params![now],
             )?;
-            Ok(n == 1)
+            let new = tx.execute(
+                "INSERT OR IGNORE INTO dedupe_markers (org_id, dedupe_key, expires_at_micros)
+                 VALUES (?1, ?2, ?3)",
+                params![org, key, expires],
+            )? == 1;
+            if new {
+                tx.execute(
+                    "INSERT INTO events (org_id, doc) VALUES (?1, ?2)",
+                    params![org, doc],
+                )?;
+            }
+            tx.commit()?;
+            Ok(new)
         })
         .await
     }
@@ -782,6 +862,79 @@ impl MessageStore for SqliteStore {
         })
         .await
     }
+
+    async fn hold_report(&self, held: &HeldReport) -> Result<bool, StoreError> {
+        let event = &held.event;
+        let (org, conn, pmid, key) = (
+            event.org_id.clone(),
+            event.connection_id.clone(),
+            event.provider_message_id.clone(),
+            held.dedupe_key.clone(),
+        );
+        let (doc, expires) = (to_json(held)?, held.expires_at().timestamp_micros());
+        let now = Utc::now().timestamp_micros();
+        self.run(move |db| {
+            let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute(
+                "DELETE FROM held_reports WHERE expires_at_micros <= ?1",
+                params![now],
+            )?;
+            let new = tx.execute(
+                "INSERT OR IGNORE INTO held_reports
+                 (org_id, connection_id, provider_message_id, dedupe_key, doc, expires_at_micros)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![org, conn, pmid, key, doc, expires],
+            )? == 1;
+            tx.commit()?;
+            Ok(new)
+        })
+        .await
+    }
+
+    async fn held_reports(
+        &self,
+        org_id: &str,
+        connection_id: &str,
+        provider_message_id: &str,
+    ) -> Result<Vec<HeldReport>, StoreError> {
+        let (org, conn, pmid) = (
+            org_id.to_string(),
+            connection_id.to_string(),
+            provider_message_id.to_string(),
+        );
+        let now = Utc::now().timestamp_micros();
+        self.run(move |db| {
+            let mut stmt = db.prepare_cached(
+                "SELECT doc FROM held_reports
+                 WHERE org_id = ?1 AND connection_id = ?2 AND provider_message_id = ?3
+                   AND expires_at_micros > ?4",
+            )?;
+            let docs = stmt
+                .query_map(params![org, conn, pmid, now], |row| row.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            docs.iter().map(|d| from_json(d)).collect()
+        })
+        .await
+    }
+
+    async fn forget_held_report(&self, held: &HeldReport) -> Result<(), StoreError> {
+        let event = &held.event;
+        let (org, conn, pmid, key) = (
+            event.org_id.clone(),
+            event.connection_id.clone(),
+            event.provider_message_id.clone(),
+            held.dedupe_key.clone(),
+        );
+        self.run(move |db| {
+            db.execute(
+                "DELETE FROM held_reports WHERE org_id = ?1 AND connection_id = ?2
+                 AND provider_message_id = ?3 AND dedupe_key = ?4",
+                params![org, conn, pmid, key],
+            )?;
+            Ok(())
+        })
+        .await
+    }
 }
 
 /// Every stored part of `part`'s group.
@@ -867,6 +1020,67 @@ mod tests {
             params![stop_at.to_rfc3339()],
         )
         .unwrap();
+        db.execute(
+            "INSERT INTO events (org_id, dedupe_key, doc) VALUES ('O', 'c1:old-key', ?1)",
+            params![to_json(&status_event("e-old")).unwrap()],
+        )
+        .unwrap();
+    }
+
+    fn status_event(event_id: &str) -> Event {
+        Event::Status(crate::domain::StatusEvent {
+            event_id: event_id.into(),
+            org_id: "O".into(),
+            connection_id: "c1".into(),
+            provider: Provider::Vonage,
+            provider_message_id: "p1".into(),
+            message_id: Some("m1".into()),
+            status: Status::Delivered,
+            provider_status: "delivered".into(),
+            error_code: None,
+            occurred_at: None,
+            received_at: Utc::now(),
+        })
+    }
+
+    fn markers(store: &SqliteStore) -> Vec<String> {
+        let db = store.db.lock().unwrap();
+        let mut stmt = db
+            .prepare("SELECT dedupe_key FROM dedupe_markers ORDER BY dedupe_key")
+            .unwrap();
+        stmt.query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn dedupe_markers_expire_and_are_swept_while_the_events_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        assert!(store.record_event(&status_event("e1"), "k1").await.unwrap());
+        assert!(store.record_event(&status_event("e2"), "k2").await.unwrap());
+        assert!(!store.record_event(&status_event("e3"), "k1").await.unwrap());
+        // Thirty days later (as far as the markers can tell).
+        store
+            .db
+            .lock()
+            .unwrap()
+            .execute("UPDATE dedupe_markers SET expires_at_micros = 1", [])
+            .unwrap();
+        assert!(
+            store.record_event(&status_event("e4"), "k1").await.unwrap(),
+            "an expired marker no longer dedupes"
+        );
+        assert_eq!(markers(&store), ["k1"], "the expired k2 is swept");
+        let ids: Vec<String> = store
+            .list_events("O", 10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.event_id().to_string())
+            .collect();
+        assert_eq!(ids, ["e1", "e2", "e4"], "events are the record: they stay");
     }
 
     #[tokio::test]
@@ -896,6 +1110,14 @@ mod tests {
             .await
             .unwrap();
         assert!(!store.is_opted_out("O", number).await.unwrap());
+        // The old event is kept, and its key still dedupes.
+        assert_eq!(store.list_events("O", 10).await.unwrap().len(), 1);
+        assert!(
+            !store
+                .record_event(&status_event("e-again"), "c1:old-key")
+                .await
+                .unwrap()
+        );
         drop(store);
 
         // Opening again runs nothing twice.

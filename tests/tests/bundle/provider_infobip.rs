@@ -692,7 +692,8 @@ async fn a_batch_keeps_its_good_items_and_a_repeated_batch_stores_nothing_twice(
             { "messageId": "ib-b1", "status": "DELIVERED" },
             "Invalid",
             dlr("ib-b2", 15, "EXPIRED_EXPIRED", 4, "EXPIRED", at),
-            // A report of traffic outside byosms on the same account: recorded, never an error.
+            // A report of traffic outside byosms on the same account: acknowledged and held,
+            // never an error and never an event.
             dlr("not-ours-1", 9, "UNDELIVERABLE_NOT_DELIVERED", 2, "UNDELIVERABLE", at),
         ]});
         assert_eq!(post(&deps, "status", &batch).await, 200, "{backend:?}");
@@ -723,14 +724,14 @@ async fn a_batch_keeps_its_good_items_and_a_repeated_batch_stores_nothing_twice(
                     Status::Undelivered,
                     Some("ib-b2".into())
                 ),
-                (
-                    "UNDELIVERABLE_NOT_DELIVERED".into(),
-                    Status::Undelivered,
-                    None
-                ),
             ],
             "{backend:?}"
         );
+        let held = deps
+            .stores
+            .messages
+            .held_reports(ORG, "conn_1", "not-ours-1");
+        assert_eq!(held.await.unwrap().len(), 1, "{backend:?}");
         let b2 = deps
             .stores
             .messages
@@ -746,7 +747,8 @@ async fn a_batch_keeps_its_good_items_and_a_repeated_batch_stores_nothing_twice(
     }
 }
 
-/// A bucket of `size` reports (one of them for a message we sent) is processed in one request.
+/// A bucket of `size` reports (one of them for a message we sent) is processed in one request:
+/// the report of our message is its event, every other report is held (none is an event).
 async fn bucket(backend: Backend, size: usize) {
     let deps = infobip_deps(backend).await;
     send_one(&deps, ORG, "ib-big", TO).await;
@@ -775,7 +777,16 @@ async fn bucket(backend: Backend, size: usize) {
         .list_events(ORG, size + 10)
         .await
         .unwrap();
-    assert_eq!(events.len(), size, "{backend:?}");
+    assert_eq!(events.len(), 1, "{backend:?}");
+    for i in 1..size {
+        let held = deps
+            .stores
+            .messages
+            .held_reports(ORG, "conn_1", &format!("outside-{i}"))
+            .await
+            .unwrap();
+        assert_eq!(held.len(), 1, "{backend:?}: outside-{i}");
+    }
     let record = deps
         .stores
         .messages

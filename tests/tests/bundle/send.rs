@@ -22,7 +22,7 @@ fn request(message_id: &str, to: &str, body: &str) -> SendRequest {
 
 fn status_callback(message_id: &str) -> String {
     format!(
-        "https://sms.example.test/distribution-providers/v1/receive/distribution/status/twilio-sms/{ORG}?messageId={message_id}"
+        "https://sms.example.test/distribution-providers/v1/receive/distribution/status/twilio-sms/{ORG}?messageId={message_id}#rc=5&rp=ct,rt,5xx"
     )
 }
 

@@ -33,6 +33,17 @@ pub const SIGNATURE_HEADER: &str = "x-twilio-signature";
 /// The query parameter of our `StatusCallback` URL that carries our message id.
 pub const MESSAGE_ID_PARAM: &str = "messageId";
 const TWIML_EMPTY: &str = r#"<?xml version="1.0" encoding="UTF-8"?><Response/>"#;
+/// The connection overrides on every URL we give Twilio (the Twilio reference's addendum): Twilio
+/// retries a webhook only when its URL asks, and a 5xx from us means "not stored, try again".
+/// Up to 5 retries (Twilio's maximum) on a refused or timed-out connection, a read timeout and a
+/// 5xx; every retry is deduplicated. Twilio strips the fragment before calling.
+pub const RETRY_OVERRIDES: &str = "rc=5&rp=ct,rt,5xx";
+
+/// `url` with [`RETRY_OVERRIDES`] as its fragment: the form of every URL handed to Twilio.
+pub fn asking_for_retries(mut url: Url) -> Url {
+    url.set_fragment(Some(RETRY_OVERRIDES));
+    url
+}
 
 /// The Twilio adapter; `api_base` replaces `https://api.twilio.com` (`BYOSMS_TWILIO_API_URL`,
 /// which may carry a path prefix, as the sandbox's `/twilio` does).
@@ -133,8 +144,20 @@ pub fn signature(auth_token: &str, url: &str, params: &[(String, String)]) -> St
     base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
 }
 
-/// The URL forms Twilio may have signed: as given, without the port, and with the default port.
+/// The URL forms Twilio may have signed: as given, without the port, and with the default port;
+/// each also with our [`RETRY_OVERRIDES`] fragment, since Twilio does not document whether its
+/// signature covers the fragment it strips (the request never carries it).
 fn url_variants(url: &str) -> Vec<String> {
+    let mut variants = host_variants(url);
+    let with_fragment: Vec<String> = variants
+        .iter()
+        .map(|v| format!("{v}#{RETRY_OVERRIDES}"))
+        .collect();
+    variants.extend(with_fragment);
+    variants
+}
+
+fn host_variants(url: &str) -> Vec<String> {
     let mut variants = vec![url.to_string()];
     if let Ok(parsed) = Url::parse(url) {
         let mut without = parsed.clone();
@@ -362,7 +385,7 @@ impl ProviderAdapter for Twilio {
                 "{MESSAGE_ID_PARAM}={}",
                 encode_query_value(&message.message_id)
             )));
-            form.push(("StatusCallback", url.to_string()));
+            form.push(("StatusCallback", asking_for_retries(url).to_string()));
         }
 
         let ProviderAnswer {
@@ -497,7 +520,9 @@ impl ProviderAdapter for Twilio {
              or on the Messaging Service (Integration > Incoming messages), set \"A message comes in\" \
              to Webhook, HTTP POST, {message_url} (and the same URL as the fallback URL). \
              Delivery reports need no setup: Twilio takes the status URL per message, and every \
-             message we send carries its own StatusCallback, {status_url}?{MESSAGE_ID_PARAM}=<our message id>."
+             message we send carries its own StatusCallback, {status_url} with \
+             ?{MESSAGE_ID_PARAM}=<our message id> before its #fragment. Keep the #{RETRY_OVERRIDES} \
+             fragment of the URLs: it makes Twilio retry when we cannot store a webhook."
         )
     }
 

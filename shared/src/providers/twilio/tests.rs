@@ -676,3 +676,92 @@ async fn the_stand_in_refuses_what_twilio_refuses() {
         .unwrap();
     assert_eq!(through_service.status, Status::Accepted);
 }
+
+#[test]
+fn a_signature_over_the_url_with_or_without_our_retry_fragment_verifies() {
+    let (conn, secrets) = connection();
+    let url = "https://sms.example.com/distribution-providers/v1/receive/distribution/status/twilio-sms/ORG_1?messageId=m1";
+    let params = pairs(&[("MessageSid", "SM1"), ("MessageStatus", "delivered")]);
+    let body = form(&params);
+    let verify = |signed_url: &str| {
+        let sig = signature("12345", signed_url, &params);
+        // The request Twilio makes never carries the fragment.
+        Twilio::default().authenticate(
+            &request(Method::POST, url, FORM, &body, Some(&sig)),
+            &conn,
+            &secrets,
+        )
+    };
+    assert_eq!(verify(url), Ok(()));
+    assert_eq!(verify(&format!("{url}#{RETRY_OVERRIDES}")), Ok(()));
+    // Only our own fragment: any other is not a URL we handed out.
+    assert_eq!(
+        verify(&format!("{url}#rc=1")),
+        Err(AuthError::Invalid("X-Twilio-Signature"))
+    );
+}
+
+#[test]
+fn every_url_we_hand_out_asks_twilio_to_retry() {
+    let base: Url = "https://sms.example.com".parse().unwrap();
+    let urls = crate::pipeline::admin::webhook_urls(&base, Provider::Twilio, "ORG_1").unwrap();
+    for url in [&urls.message, &urls.status] {
+        assert_eq!(url.fragment(), Some("rc=5&rp=ct,rt,5xx"), "{url}");
+    }
+    let guide = Twilio::default().setup_guide(&urls.message, &urls.status);
+    assert!(guide.contains(urls.message.as_str()), "{guide}");
+    // Other providers' URLs carry no fragment: none of them reads one.
+    let sinch = crate::pipeline::admin::webhook_urls(&base, Provider::Sinch, "ORG_1").unwrap();
+    assert_eq!(sinch.status.fragment(), None);
+}
+
+#[tokio::test]
+async fn the_status_callback_of_every_send_asks_twilio_to_retry() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let server = MockServer::start().await;
+    let (connection, secrets) = example_connection();
+    let account = connection.setting("accountSid").unwrap();
+    Mock::given(method("POST"))
+        .and(path(format!(
+            "/2010-04-01/Accounts/{account}/Messages.json"
+        )))
+        .respond_with(
+            ResponseTemplate::new(201)
+                .set_body_json(json!({"sid": format!("SM{}", "b".repeat(32)), "status": "queued"})),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let http = crate::providers::http::ProviderHttp::new();
+    let status: Url =
+        "https://sms.example.com/distribution-providers/v1/receive/distribution/status/twilio-sms/ORG_1"
+            .parse()
+            .unwrap();
+    let ctx = SendContext {
+        http: &http,
+        connection: &connection,
+        secrets: &secrets,
+        status_callback: Some(&status),
+        inbound_callback: None,
+    };
+    let message = OutboundMessage {
+        message_id: "m 1".into(),
+        to: "+14155550100".into(),
+        body: "hi".into(),
+    };
+    Twilio::new(Some(server.uri().parse().unwrap()))
+        .send(&ctx, &message)
+        .await
+        .unwrap();
+    let sent = &server.received_requests().await.unwrap()[0];
+    let form: Vec<(String, String)> = form_urlencoded::parse(&sent.body).into_owned().collect();
+    let callback = form
+        .iter()
+        .find(|(k, _)| k == "StatusCallback")
+        .map(|(_, v)| v.as_str());
+    assert_eq!(
+        callback,
+        Some(format!("{status}?messageId=m%201#rc=5&rp=ct,rt,5xx").as_str())
+    );
+}

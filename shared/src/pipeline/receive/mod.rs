@@ -8,9 +8,12 @@ use crate::domain::{Connection, Event, InboundEvent, MessageRecord, Provider, St
 use crate::providers::{
     AuthError, InboundReport, ParseError, ProviderAdapter, ReplyTo, StatusReport, WebhookItem,
 };
-use crate::stores::{InboundPart, StoreError};
+use crate::stores::{HeldReport, InboundPart, StoreError, release_held_reports};
 use crate::webhook::{Route, WebhookReply, WebhookRequest};
 use futures_util::StreamExt;
+use request_log::RequestLine;
+
+mod request_log;
 
 /// Larger than any provider's batch (Infobip's 2000-report buckets included).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -75,6 +78,8 @@ pub struct Recorded {
     pub duplicates: usize,
     pub bad_items: usize,
     pub pending_parts: usize,
+    /// Status reports kept aside: no message of the connection names their provider id (yet).
+    pub held: usize,
 }
 
 impl Recorded {
@@ -83,6 +88,7 @@ impl Recorded {
         self.duplicates += other.duplicates;
         self.bad_items += other.bad_items;
         self.pending_parts += other.pending_parts;
+        self.held += other.held;
     }
 }
 
@@ -90,33 +96,24 @@ impl Recorded {
 const ITEMS_IN_FLIGHT: usize = 16;
 
 /// Handles one webhook request and always answers: the provider's acknowledgement or an error
-/// reply. Never panics on any input.
+/// reply. Never panics on any input. Writes one `webhook request` line per request (org,
+/// provider, connection, route, outcome, HTTP status, latency and what was recorded); nothing in
+/// it is a secret, a message body or a phone number.
 #[tracing::instrument(skip_all, fields(route = route.kind.as_str(), provider = %route.provider_slug, org_id = %route.org_id))]
 pub async fn receive(deps: &Deps, route: &Route, request: &WebhookRequest) -> WebhookReply {
-    match handle(deps, route, request).await {
+    let started = std::time::Instant::now();
+    let mut owner = None;
+    let outcome = handle(deps, route, request, &mut owner).await;
+    let line = RequestLine::new(route, owner.as_ref(), started.elapsed());
+    match outcome {
         Ok((reply, recorded)) => {
-            tracing::info!(
-                events = recorded.events,
-                duplicates = recorded.duplicates,
-                bad_items = recorded.bad_items,
-                pending_parts = recorded.pending_parts,
-                "webhook recorded"
-            );
+            line.recorded(&reply, &recorded);
             reply
         }
         Err(err) => {
-            match &err {
-                ReceiveError::Storage(source) => {
-                    tracing::error!(error = %source, "webhook not stored")
-                }
-                ReceiveError::SecretUnavailable => {
-                    tracing::error!("webhook not verified: a connection secret is unavailable")
-                }
-                other => {
-                    tracing::warn!(status = other.http_status(), error = %other, "webhook refused")
-                }
-            }
-            err.reply()
+            let reply = err.reply();
+            line.refused(&err, &reply);
+            reply
         }
     }
 }
@@ -218,10 +215,12 @@ impl Verdicts {
     }
 }
 
+/// The request's work; `owner` is set to the connection that authenticated it (for the log).
 async fn handle(
     deps: &Deps,
     route: &Route,
     request: &WebhookRequest,
+    owner: &mut Option<Connection>,
 ) -> Result<(WebhookReply, Recorded), ReceiveError> {
     let provider = Provider::from_route_slug(&route.provider_slug)
         .ok_or_else(|| ReceiveError::UnknownProvider(route.provider_slug.clone()))?;
@@ -247,6 +246,7 @@ async fn handle(
         });
     }
     let (connection, adapter) = authenticate(deps, &candidates, request).await?;
+    *owner = Some(connection.clone());
     let items = adapter
         .parse(request, route.kind, connection)
         .map_err(|e| ReceiveError::Unparseable(e.0))?;
@@ -295,7 +295,11 @@ async fn record_item(
         }
         Err(bad) => {
             recorded.bad_items += 1;
-            tracing::warn!(connection_id = %connection.connection_id, error = %bad, "bad item in webhook batch");
+            tracing::warn!(
+                connection_id = %connection.connection_id,
+                error = %crate::telemetry::without_quoted_values(&bad.0),
+                "bad item in webhook batch"
+            );
         }
     }
     Ok(recorded)
@@ -367,20 +371,60 @@ async fn record_status(
             .set_opt_out(org_id, number, true, happened_at)
             .await?;
     }
-    let event = Event::Status(StatusEvent {
+    let event = StatusEvent {
         event_id: uuid::Uuid::new_v4().to_string(),
         org_id: org_id.clone(),
         connection_id: connection.connection_id.clone(),
         provider: connection.provider,
         provider_message_id: report.provider_message_id.clone(),
-        message_id: message.map(|m| m.message_id),
+        message_id: message.as_ref().map(|m| m.message_id.clone()),
         status: report.status,
         provider_status: report.provider_status.clone(),
         error_code: report.error_code.clone(),
         occurred_at: report.occurred_at,
         received_at: request.received_at,
-    });
-    record_event(deps, connection, &event, &report.dedupe_key, recorded).await
+    };
+    match message {
+        Some(_) => {
+            let event = Event::Status(event);
+            record_event(deps, connection, &event, &report.dedupe_key, recorded).await
+        }
+        None => hold_report(deps, connection, event, &report.dedupe_key, recorded).await,
+    }
+}
+
+/// Keeps aside a report that no message of the connection names: the send's write may not have
+/// landed yet (the send's completion applies it), or the message was never ours (it expires,
+/// and the events never see it). Then looks once more: a send completing between our first
+/// look and the hold would have found nothing held.
+async fn hold_report(
+    deps: &Deps,
+    connection: &Connection,
+    event: StatusEvent,
+    dedupe_key: &str,
+    recorded: &mut Recorded,
+) -> Result<(), ReceiveError> {
+    let messages = &deps.stores.messages;
+    let held = HeldReport {
+        dedupe_key: format!("{}:{dedupe_key}", connection.connection_id),
+        event,
+    };
+    if messages.hold_report(&held).await? {
+        recorded.held += 1;
+    } else {
+        recorded.duplicates += 1;
+    }
+    let second_look = messages
+        .find_by_provider_message_id(
+            &connection.org_id,
+            &connection.connection_id,
+            &held.event.provider_message_id,
+        )
+        .await?;
+    if let Some(message) = second_look {
+        recorded.events += release_held_reports(messages.as_ref(), &message).await?;
+    }
+    Ok(())
 }
 
 /// Records the event once per dedupe key, scoped to the connection that owns the report.
