@@ -807,3 +807,36 @@ async fn a_batch_keeps_at_most_the_configured_number_of_messages_in_flight_and_i
     let most = most.load(Ordering::SeqCst);
     assert!((1..=3).contains(&most), "{most} requests in flight at once");
 }
+
+#[tokio::test]
+async fn an_opted_out_number_is_refused_by_every_provider_until_it_opts_back_in() {
+    for api in apis() {
+        let server = provider_server(&api).await;
+        send_api(&api)
+            .respond_with((api.accepted)())
+            .expect(1)
+            .mount(&server)
+            .await;
+        let deps = provider_deps(&api, Backend::Embedded, &server.uri(), None, |_| {}).await;
+        let messages = &deps.stores.messages;
+        let stop = chrono::Utc::now() - chrono::Duration::minutes(2);
+        messages.set_opt_out(ORG, TO, true, stop).await.unwrap();
+        let refused = send_one(&deps, "o1").await;
+        assert_eq!(
+            failed(&refused),
+            (SendErrorCode::OptedOut, false, Some(0)),
+            "{}",
+            api.provider
+        );
+        let start = stop + chrono::Duration::minutes(1);
+        messages.set_opt_out(ORG, TO, false, start).await.unwrap();
+        let sent = send_one(&deps, "o2").await;
+        assert_eq!(
+            sent.status,
+            ResultStatus::Accepted,
+            "{}: {sent:?}",
+            api.provider
+        );
+        server.verify().await;
+    }
+}

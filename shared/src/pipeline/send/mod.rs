@@ -204,12 +204,8 @@ fn over_limit(body: &str, limit: BodyLimit) -> Option<String> {
 
 /// A message the invocation had no time left for: nothing was claimed or sent.
 fn not_attempted(item: &SendItem) -> SendResult {
-    failure(
-        &item.message_id,
-        SendErrorCode::Throttled,
-        "not attempted: the invocation's time ran out before this message's turn; nothing was sent, send it again",
-        true,
-    )
+    let err = out_of_time();
+    failure(&item.message_id, err.code, err.message, true)
 }
 
 /// The answer a stored record gives.
@@ -771,6 +767,18 @@ mod tests {
         assert_eq!(
             code(refusal_of(&item("+14155550100", &"a".repeat(1601))).unwrap()),
             SendErrorCode::InvalidBody
+        );
+        assert_eq!(
+            code(refusal_of(&item("+1415555010", "hi")).unwrap()),
+            SendErrorCode::InvalidNumber
+        );
+        // A part limit counts parts as the networks do: 2 × 67 UCS-2 units fit two parts.
+        let two_parts = BodyLimit::Parts(2);
+        assert!(refusal(&item("+14155550100", &"ア".repeat(134)), two_parts).is_none());
+        let over = refusal(&item("+14155550100", &"ア".repeat(135)), two_parts).unwrap();
+        assert_eq!(
+            over.error.unwrap().message,
+            "body takes 3 SMS parts in ucs2, more than the provider's 2"
         );
     }
 }
