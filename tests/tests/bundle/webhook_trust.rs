@@ -351,7 +351,7 @@ async fn one_log_line_per_request_and_no_secret_body_or_whole_number_in_the_logs
     let deps = deps(Backend::Embedded, settings_with_stand_ins().await).await;
     let gateway = start_gateway(deps.deps.clone()).await;
     let mut watched: Vec<(Provider, String)> = Vec::new();
-    for (n, adapter) in deps.registry.all().into_iter().enumerate() {
+    for (n, adapter) in deps.registry.all().enumerate() {
         let provider = adapter.provider();
         let org = format!("ORG_LOGS_{provider}");
         let connection: Connection = add_connection(&deps, provider, &org, "conn_1").await;
