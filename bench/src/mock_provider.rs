@@ -61,7 +61,10 @@ impl MockProvider {
     }
 
     pub fn reset_max_in_flight(&self) {
-        self.shared.counters.max_in_flight.store(0, Ordering::SeqCst);
+        self.shared
+            .counters
+            .max_in_flight
+            .store(0, Ordering::SeqCst);
     }
 }
 
@@ -92,14 +95,13 @@ mod tests {
 
     #[tokio::test]
     async fn answers_after_the_delay_with_a_new_sid_and_counts_concurrency() {
-        let mock = MockProvider::start(Duration::from_millis(20)).await.unwrap();
+        let mock = MockProvider::start(Duration::from_millis(20))
+            .await
+            .unwrap();
         let client = reqwest::Client::new();
         let url = format!("{}/2010-04-01/Accounts/AC1/Messages.json", mock.url());
         let started = std::time::Instant::now();
-        let (a, b) = tokio::join!(
-            client.post(&url).send(),
-            client.post(&url).send()
-        );
+        let (a, b) = tokio::join!(client.post(&url).send(), client.post(&url).send());
         assert!(started.elapsed() >= Duration::from_millis(20));
         let (a, b) = (a.unwrap(), b.unwrap());
         assert_eq!(a.status(), 201);

@@ -51,7 +51,12 @@ impl Row {
     }
 
     fn cells(&self) -> [&str; 4] {
-        [&self.what, &self.figure, &self.target, self.verdict.as_str()]
+        [
+            &self.what,
+            &self.figure,
+            &self.target,
+            self.verdict.as_str(),
+        ]
     }
 
     pub fn markdown(&self) -> String {
@@ -59,7 +64,9 @@ impl Row {
     }
 
     fn tsv(&self) -> String {
-        self.cells().map(|c| c.replace(['\t', '\n'], " ")).join("\t")
+        self.cells()
+            .map(|c| c.replace(['\t', '\n'], " "))
+            .join("\t")
     }
 }
 
@@ -90,7 +97,10 @@ mod tests {
     #[test]
     fn a_row_with_a_target_says_whether_it_was_met() {
         let row = Row::new("first response", "30 ms").target("<= 40 ms", true);
-        assert_eq!(row.markdown(), "| first response | 30 ms | <= 40 ms | met |");
+        assert_eq!(
+            row.markdown(),
+            "| first response | 30 ms | <= 40 ms | met |"
+        );
         let missed = Row::new("p99", "25\tms").target("< 20 ms", false);
         assert_eq!(missed.tsv(), "p99\t25 ms\t< 20 ms\tMISSED");
         assert_eq!(Row::new("echo", "4 ms").markdown(), "| echo | 4 ms |  |  |");

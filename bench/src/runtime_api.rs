@@ -181,7 +181,9 @@ fn function_error(request_id: String, body: Bytes) -> RuntimeApiError {
 }
 
 async fn next(State(shared): State<Arc<Shared>>) -> Response {
-    let _ = shared.events.send(RuntimeEvent::Next { at: Instant::now() });
+    let _ = shared
+        .events
+        .send(RuntimeEvent::Next { at: Instant::now() });
     // One function process asks at a time; holding the lock while waiting is the protocol.
     let Some((request_id, event)) = shared.invocations.lock().await.recv().await else {
         return StatusCode::GONE.into_response();

@@ -356,8 +356,21 @@ async fn run(cli: Cli) -> Result<bool, CliError> {
     Ok(true)
 }
 
+/// Rust ignores SIGPIPE, so `println!` into a closed pipe (`byosms message show ... | head`)
+/// panics with "failed printing to stdout". Like other command-line tools, end quietly instead:
+/// the reader has all it wanted.
+fn restore_default_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: SIG_DFL is a valid disposition for SIGPIPE and installs no handler of ours; the
+    // disposition is process-wide, so it does not matter that tokio's threads already run.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
+    restore_default_sigpipe();
     let cli = Cli::parse();
     // The servers report every request; one-shot commands only what went wrong.
     let quiet = !matches!(cli.command, Command::Serve { .. } | Command::Sandbox { .. });

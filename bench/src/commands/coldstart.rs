@@ -120,7 +120,10 @@ pub async fn run(args: Args) -> Result<(), HarnessError> {
             target.name, init.median, init.p90, first.median, first.p90, peak.median
         );
         rows.push(Row::new(
-            format!("cold start {}: init, median / p90 ({} starts)", target.name, init.n),
+            format!(
+                "cold start {}: init, median / p90 ({} starts)",
+                target.name, init.n
+            ),
             format!("{:.1} / {:.1} ms", init.median, init.p90),
         ));
         rows.push(Row::new(
@@ -248,7 +251,10 @@ impl World {
             ("SSL_CERT_FILE", &ca),
             ("AWS_CA_BUNDLE", &ca),
             ("AWS_EC2_METADATA_DISABLED", "true"),
-            ("BYOSMS_SEND_CONCURRENCY", &args.send_concurrency.to_string()),
+            (
+                "BYOSMS_SEND_CONCURRENCY",
+                &args.send_concurrency.to_string(),
+            ),
             ("LAMBDA_TASK_ROOT", &python_dir),
             ("PYTHONPATH", &python_dir),
             ("PYTHONDONTWRITEBYTECODE", "1"),
@@ -406,7 +412,10 @@ async fn warm_memory(world: &World, target: &Target, warm: usize) -> Result<Row,
         millis(took) / warm as f64
     );
     Ok(Row::new(
-        format!("{}: RSS after 1 / 100 / {warm} warm invocations", target.name),
+        format!(
+            "{}: RSS after 1 / 100 / {warm} warm invocations",
+            target.name
+        ),
         format!(
             "{:.1} / {:.1} / {:.1} MiB ({:+} KiB from 100 on)",
             first as f64 / 1024.0,
@@ -453,9 +462,9 @@ async fn fan_out(world: &World, args: &Args) -> Result<Row, HarnessError> {
     running.stop();
     let (body, took, requests) = result.map_err(|e| failed(target.name, e))?;
     let answer: Value = serde_json::from_slice(&body).map_err(|e| failed(target.name, e))?;
-    let accepted = answer["results"]
-        .as_array()
-        .map_or(0, |r| r.iter().filter(|m| m["status"] == "accepted").count());
+    let accepted = answer["results"].as_array().map_or(0, |r| {
+        r.iter().filter(|m| m["status"] == "accepted").count()
+    });
     let peak = peak.map_err(|e| failed(target.name, e))?.peak_kib;
     let ideal = PROVIDER_DELAY * (args.fanout.div_ceil(args.send_concurrency)) as u32;
     eprintln!(

@@ -62,7 +62,10 @@ fn rows(measured: &[Measured]) -> Vec<Row> {
         rows.push(
             Row::new(
                 "Twilio status webhook: verifications+parses per second, one core",
-                format!("{per_second:.0}/s ({:.2} µs each)", twilio.median_ns / 1000.0),
+                format!(
+                    "{per_second:.0}/s ({:.2} µs each)",
+                    twilio.median_ns / 1000.0
+                ),
             )
             .target(
                 format!(">= {MIN_TWILIO_STATUS_PER_SECOND:.0}/s"),

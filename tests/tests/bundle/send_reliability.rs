@@ -179,9 +179,6 @@ async fn provider_deps(
         settings.sinch_auth_api_url = Some(tokens.parse().unwrap());
     }
     tune(&mut settings);
-    // The numbering plan's first use decodes it (a second in a debug build): not inside the
-    // tight budgets some tests give an invocation.
-    byosms::domain::phone::load_numbering_plan();
     let mut deps = deps(backend, settings).await;
     deps.deps.http = ProviderHttp::with_timeouts(Duration::from_secs(2), CLIENT_TIMEOUT);
     add_connection(&deps, api.provider, ORG, "conn_1").await;
@@ -673,7 +670,6 @@ async fn a_connections_send_rate_paces_the_invocation_and_yields_to_the_deadline
     // Calls may start until 0.8 s from now; at 2 per second, slots at 0 s and 0.5 s fit.
     settings.send.budget = Duration::from_millis(1000);
     settings.send.deadline_margin = Duration::from_millis(100);
-    byosms::domain::phone::load_numbering_plan();
     let deps = deps(Backend::Embedded, settings).await;
     add_connection_with(
         &deps,
