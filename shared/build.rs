@@ -29,7 +29,11 @@ fn main() {
         }
         let lengths: Vec<String> = lengths
             .iter()
-            .map(|n| u8::try_from(*n).expect("a national number length fits a u8").to_string())
+            .map(|n| {
+                u8::try_from(*n)
+                    .expect("a national number length fits a u8")
+                    .to_string()
+            })
             .collect();
         writeln!(table, "    ({code}, &[{}]),", lengths.join(", ")).expect("writing to a String");
     }

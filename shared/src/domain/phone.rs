@@ -44,7 +44,9 @@ pub fn check_recipient(number: &str) -> Result<(), NumberError> {
     let (code, lengths) = (1..=3)
         .filter_map(|len| digits.get(..len)?.parse::<u16>().ok())
         .find_map(|code| {
-            let at = NUMBERING_PLAN.binary_search_by_key(&code, |(c, _)| *c).ok()?;
+            let at = NUMBERING_PLAN
+                .binary_search_by_key(&code, |(c, _)| *c)
+                .ok()?;
             Some(NUMBERING_PLAN[at])
         })
         .ok_or_else(|| NumberError::UnknownCountryCode(unknown_code(number)))?;
