@@ -1,10 +1,12 @@
 //! A local TLS endpoint standing in for DynamoDB and Secrets Manager: a test CA made at start,
 //! a certificate for `localhost` and `127.0.0.1` signed by it, and a proxy that terminates TLS and
-//! forwards the plaintext to a plain-HTTP upstream (moto). Functions reach it through
+//! forwards each HTTP request to a plain-HTTP upstream (moto), keeping the TLS side alive. Functions reach it through
 //! `AWS_ENDPOINT_URL` and trust it through `SSL_CERT_FILE` (the AWS SDK's rustls client loads its
 //! roots with rustls-native-certs, which reads that variable; boto3 reads `AWS_CA_BUNDLE`), so
 //! every cold start pays a real handshake, as on Lambda.
 
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -79,16 +81,33 @@ pub struct TlsProxy {
 }
 
 impl TlsProxy {
-    /// Terminates TLS on a free loopback port and forwards each connection to `upstream`.
+    /// Terminates TLS on a free loopback port and forwards each HTTP request to `upstream`.
+    ///
+    /// HTTP-aware on purpose: moto (werkzeug's server) answers every request with `Connection:
+    /// close`, so a byte-level proxy would make every store call pay a new TCP connection and TLS
+    /// handshake, and the connections a function opened at init would never be reused, as they
+    /// are on DynamoDB and Secrets Manager (keep-alive). Here the TLS side stays alive across
+    /// requests, as AWS's endpoints do, and each request takes a fresh plain connection to moto
+    /// (cheap on loopback, and outside what the function pays for).
     pub async fn start(pki: &TestPki, upstream: SocketAddr) -> Result<Self, TlsError> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let acceptor = TlsAcceptor::from(pki.server.clone());
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .pool_max_idle_per_host(0)
+            .build()
+            .map_err(|e| TlsError::Io(std::io::Error::other(e)))?;
+        let upstream = Arc::new(Upstream {
+            base: format!("http://{upstream}"),
+            client,
+        });
         let task = tokio::spawn(async move {
             while let Ok((socket, _)) = listener.accept().await {
                 let acceptor = acceptor.clone();
+                let upstream = upstream.clone();
                 tokio::spawn(async move {
-                    let _ = forward(acceptor, socket, upstream).await;
+                    let _ = serve_connection(acceptor, socket, upstream).await;
                 });
             }
         });
@@ -107,17 +126,71 @@ impl Drop for TlsProxy {
     }
 }
 
-async fn forward(
+struct Upstream {
+    base: String,
+    client: reqwest::Client,
+}
+
+/// One TLS connection: HTTP/1.1 with keep-alive, each request forwarded on its own.
+async fn serve_connection(
     acceptor: TlsAcceptor,
     socket: TcpStream,
-    upstream: SocketAddr,
-) -> std::io::Result<()> {
+    upstream: Arc<Upstream>,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     socket.set_nodelay(true)?;
-    let mut tls = acceptor.accept(socket).await?;
-    let mut plain = TcpStream::connect(upstream).await?;
-    plain.set_nodelay(true)?;
-    tokio::io::copy_bidirectional(&mut tls, &mut plain).await?;
+    let tls = acceptor.accept(socket).await?;
+    let service = hyper::service::service_fn(move |request| forward(upstream.clone(), request));
+    hyper::server::conn::http1::Builder::new()
+        .keep_alive(true)
+        .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+        .await?;
     Ok(())
+}
+
+/// Headers that describe one hop's connection, not the message: never forwarded.
+fn is_hop_header(name: &http::HeaderName) -> bool {
+    use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
+    name == CONNECTION || name == CONTENT_LENGTH || name == TRANSFER_ENCODING
+}
+
+async fn forward(
+    upstream: Arc<Upstream>,
+    request: http::Request<hyper::body::Incoming>,
+) -> Result<http::Response<Full<Bytes>>, std::convert::Infallible> {
+    let (parts, body) = request.into_parts();
+    let body = match body.collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(err) => return Ok(bad_gateway(&format!("reading the request: {err}"))),
+    };
+    let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut outbound = upstream
+        .client
+        .request(parts.method, format!("{}{target}", upstream.base))
+        .body(body);
+    for (name, value) in parts.headers.iter().filter(|(n, _)| !is_hop_header(n)) {
+        outbound = outbound.header(name, value);
+    }
+    let answer = match outbound.send().await {
+        Ok(answer) => answer,
+        Err(err) => return Ok(bad_gateway(&format!("upstream: {err}"))),
+    };
+    let mut response = http::Response::builder().status(answer.status());
+    for (name, value) in answer.headers().iter().filter(|(n, _)| !is_hop_header(n)) {
+        response = response.header(name, value);
+    }
+    let body = match answer.bytes().await {
+        Ok(body) => body,
+        Err(err) => return Ok(bad_gateway(&format!("upstream body: {err}"))),
+    };
+    Ok(response
+        .body(Full::new(body))
+        .unwrap_or_else(|err| bad_gateway(&format!("response: {err}"))))
+}
+
+fn bad_gateway(reason: &str) -> http::Response<Full<Bytes>> {
+    let mut response = http::Response::new(Full::new(Bytes::from(reason.to_owned())));
+    *response.status_mut() = http::StatusCode::BAD_GATEWAY;
+    response
 }
 
 #[cfg(test)]
@@ -125,19 +198,16 @@ mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    /// A client that trusts only the test CA reaches the upstream through the proxy.
+    /// A client that trusts only the test CA reaches the upstream through the proxy, and sends
+    /// two requests over one TLS connection although the upstream closes after each answer.
     #[tokio::test]
-    async fn a_client_trusting_the_test_ca_reaches_the_upstream() {
+    async fn a_client_trusting_the_test_ca_reaches_the_upstream_over_one_connection() {
         let upstream = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let upstream_addr = upstream.local_addr().unwrap();
-        tokio::spawn(async move {
-            let (mut s, _) = upstream.accept().await.unwrap();
-            let mut buf = [0u8; 4];
-            s.read_exact(&mut buf).await.unwrap();
-            s.write_all(&buf.map(|b| b.to_ascii_uppercase()))
-                .await
-                .unwrap();
+        let shout = axum::Router::new().fallback(|body: String| async move {
+            ([(http::header::CONNECTION, "close")], body.to_uppercase())
         });
+        tokio::spawn(async move { axum::serve(upstream, shout).await.unwrap() });
         let pki = TestPki::generate().unwrap();
         let proxy = TlsProxy::start(&pki, upstream_addr).await.unwrap();
 
@@ -155,10 +225,41 @@ mod tests {
         let tcp = TcpStream::connect(proxy.addr).await.unwrap();
         let name = pki_types::ServerName::try_from("localhost").unwrap();
         let mut tls = connector.connect(name, tcp).await.unwrap();
-        tls.write_all(b"ping").await.unwrap();
-        let mut buf = [0u8; 4];
-        tls.read_exact(&mut buf).await.unwrap();
-        assert_eq!(&buf, b"PING");
+        for word in ["ping", "pong"] {
+            let request =
+                format!("POST /x HTTP/1.1\r\nhost: localhost\r\ncontent-length: 4\r\n\r\n{word}");
+            tls.write_all(request.as_bytes()).await.unwrap();
+            let answer = read_response(&mut tls).await;
+            assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+            assert!(
+                !answer.to_ascii_lowercase().contains("connection: close"),
+                "{answer}"
+            );
+            assert!(answer.ends_with(&word.to_uppercase()), "{answer}");
+        }
+    }
+
+    /// One HTTP/1.1 response with a content-length, read off the stream.
+    async fn read_response<S: AsyncReadExt + Unpin>(stream: &mut S) -> String {
+        let mut seen = Vec::new();
+        let mut byte = [0u8; 1];
+        while !seen.ends_with(b"\r\n\r\n") {
+            stream.read_exact(&mut byte).await.unwrap();
+            seen.push(byte[0]);
+        }
+        let head = String::from_utf8(seen.clone()).unwrap();
+        let length: usize = head
+            .lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-length: ")
+                    .map(str::to_owned)
+            })
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap();
+        let mut body = vec![0u8; length];
+        stream.read_exact(&mut body).await.unwrap();
+        head + std::str::from_utf8(&body).unwrap()
     }
 
     fn rustls_pemfile_certs(pem: &str) -> Vec<pki_types::CertificateDer<'static>> {
