@@ -43,11 +43,15 @@ pub async fn handle(
 }
 
 /// The invocation's deadline as a monotonic instant, less the margin kept for answering; `None`
-/// when the context carries none (`0`, as outside the Lambda runtime), and the configured
-/// budget applies. The runtime gives it as wall-clock time; a deadline already past (or a
-/// clock step) leaves no time, so nothing is sent and every message comes back retryable.
+/// when the context carries none, and the configured budget applies. The runtime gives it as
+/// wall-clock time; a deadline already past (or a clock step) leaves no time, so nothing is sent
+/// and every message comes back retryable.
 pub fn lambda_deadline(context: &lambda_runtime::Context, margin: Duration) -> Option<Deadline> {
-    if context.deadline == 0 {
+    // No deadline at all: `0` outside the runtime, and the constant `600000` that the
+    // `cargo lambda watch` emulator sends (a duration in its mind, 1970 as a wall-clock time).
+    // Lambda's own deadlines are epoch milliseconds of today, far above this bound (2020-01-01).
+    const NOT_A_DEADLINE_BELOW_MS: u64 = 1_577_836_800_000;
+    if context.deadline < NOT_A_DEADLINE_BELOW_MS {
         return None;
     }
     let left = context
@@ -87,5 +91,9 @@ mod tests {
         assert_eq!(inside_margin.time_for_call(), None);
         // No deadline in the context (outside the runtime): the configured budget applies.
         assert!(lambda_deadline(&lambda_runtime::Context::default(), margin).is_none());
+        // `cargo lambda watch` sends the constant 600000: not a deadline either.
+        let mut emulated = lambda_runtime::Context::default();
+        emulated.deadline = 600_000;
+        assert!(lambda_deadline(&emulated, margin).is_none());
     }
 }
