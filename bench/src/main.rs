@@ -14,6 +14,9 @@ enum Command {
     GatewayLoad(gateway_load::Args),
     /// The webhook bench's criterion results against their targets.
     CriterionRows(criterion_rows::Args),
+    /// Serves the in-memory DynamoDB and Secrets Manager stand-in until stopped (to run the
+    /// store tests on it: `BYOSMS_TEST_MOTO_URL=http://ADDR`).
+    AwsStandIn,
 }
 
 #[tokio::main]
@@ -22,6 +25,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         Command::Coldstart(args) => coldstart::run(args).await?,
         Command::GatewayLoad(args) => gateway_load::run(args).await?,
         Command::CriterionRows(args) => criterion_rows::run(args)?,
+        Command::AwsStandIn => {
+            let stand_in = byosms_bench::aws_stand_in::AwsStandIn::start().await?;
+            println!("http://{}", stand_in.addr);
+            tokio::signal::ctrl_c().await?;
+        }
     }
     Ok(())
 }
