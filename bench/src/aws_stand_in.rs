@@ -1,6 +1,6 @@
 //! An in-memory stand-in for DynamoDB and Secrets Manager, for the benchmarks only: the AWS JSON
 //! protocol (`X-Amz-Target`) for exactly the operations, key shapes and expressions byosms'
-//! stores and the Python peer use, answered in microseconds.
+//! stores, the reference echo and the Python peer use, answered in microseconds.
 //!
 //! Why not moto, as the test suite uses: moto answers one request in about 5 ms of Python, its
 //! backends are not thread-safe (concurrent writes answer 500), `TransactWriteItems` deep-copies
@@ -156,6 +156,12 @@ fn str_field<'a>(input: &'a Value, name: &str) -> Result<&'a str, ApiError> {
 fn dynamodb_operation(accounts: &mut Accounts, operation: &str, input: &Value) -> Answer {
     match operation {
         "CreateTable" => create_table(accounts, input),
+        "ListTables" if input.get("ExclusiveStartTableName").is_none() => {
+            let mut names: Vec<&String> = accounts.tables.keys().collect();
+            names.sort();
+            names.truncate(input["Limit"].as_u64().unwrap_or(100) as usize);
+            Ok(json!({"TableNames": names}))
+        }
         "DescribeTable" => Ok(json!({"Table": table(accounts, input)?.description})),
         "UpdateTimeToLive" => {
             table(accounts, input)?;

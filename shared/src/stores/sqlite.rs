@@ -28,7 +28,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+
+/// Prepared statements kept per connection: every statement the store runs, with room to spare
+/// (parsing and planning a statement cost more than running most of them).
+const STATEMENT_CACHE: usize = 64;
 
 pub const FILE_NAME: &str = "byosms.sqlite3";
 
@@ -266,14 +269,41 @@ fn migrate(db: &mut rusqlite::Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// The store's handle: every call is a job for the one thread that owns the connection.
 #[derive(Clone)]
 pub struct SqliteStore {
-    db: Arc<Mutex<rusqlite::Connection>>,
+    jobs: std::sync::mpsc::Sender<Job>,
 }
+
+type Job = Box<dyn FnOnce(&mut rusqlite::Connection) + Send>;
 
 impl From<rusqlite::Error> for StoreError {
     fn from(err: rusqlite::Error) -> Self {
         StoreError::unavailable(err)
+    }
+}
+
+/// `execute` and `query_row` through the connection's statement cache: the store runs the same
+/// few dozen statements over and over.
+trait Cached {
+    fn exec<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize>;
+    fn row<T, P, F>(&self, sql: &str, params: P, read: F) -> rusqlite::Result<T>
+    where
+        P: rusqlite::Params,
+        F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>;
+}
+
+impl Cached for rusqlite::Connection {
+    fn exec<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize> {
+        self.prepare_cached(sql)?.execute(params)
+    }
+
+    fn row<T, P, F>(&self, sql: &str, params: P, read: F) -> rusqlite::Result<T>
+    where
+        P: rusqlite::Params,
+        F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    {
+        self.prepare_cached(sql)?.query_row(params, read)
     }
 }
 
@@ -302,23 +332,39 @@ impl SqliteStore {
         db.pragma_update(None, "journal_mode", "WAL")?;
         db.pragma_update(None, "synchronous", "NORMAL")?;
         migrate(&mut db)?;
-        Ok(SqliteStore {
-            db: Arc::new(Mutex::new(db)),
-        })
+        db.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("byosms-sqlite".into())
+            .spawn(move || {
+                // One connection serves every job, one after another, until every handle is
+                // gone. SQLite runs one writer at a time anyway; a thread that owns the
+                // connection replaces a lock that each of many blocking-pool threads would
+                // wait on (under load, most of the gateway's CPU went to those waits and
+                // wake-ups). A job that panics loses its own answer, never the thread.
+                for job in queue {
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut db)));
+                }
+            })
+            .map_err(StoreError::unavailable)?;
+        Ok(SqliteStore { jobs })
     }
 
-    /// Runs blocking database work off the async runtime.
+    /// Runs blocking database work on the store's thread, off the async runtime.
     async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce(&mut rusqlite::Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let db = self.db.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut db = db.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            work(&mut db)
-        })
-        .await
-        .map_err(StoreError::unavailable)?
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |db| {
+            let _ = answer.send(work(db));
+        });
+        self.jobs
+            .send(job)
+            .map_err(|_| StoreError::Unavailable("the embedded store's thread has stopped".into()))?;
+        answered.await.map_err(|_| {
+            StoreError::Unavailable("the embedded store failed while answering".into())
+        })?
     }
 }
 
@@ -353,7 +399,7 @@ fn load_message(
     message_id: &str,
 ) -> Result<Option<MessageRecord>, StoreError> {
     let doc: Option<String> = tx
-        .query_row(
+        .row(
             "SELECT doc FROM messages WHERE org_id = ?1 AND message_id = ?2",
             params![org_id, message_id],
             |row| row.get(0),
@@ -363,7 +409,7 @@ fn load_message(
 }
 
 fn save_message(tx: &rusqlite::Connection, record: &MessageRecord) -> Result<(), StoreError> {
-    tx.execute(
+    tx.exec(
         "UPDATE messages SET send_state = ?3, provider_message_id = ?4, doc = ?5
          WHERE org_id = ?1 AND message_id = ?2",
         params![
@@ -406,7 +452,7 @@ impl ConnectionStore for SqliteStore {
         let doc = to_json(connection)?;
         let (org, id) = (connection.org_id.clone(), connection.connection_id.clone());
         self.run(move |db| {
-            db.execute(
+            db.exec(
                 "INSERT INTO connections (org_id, connection_id, doc) VALUES (?1, ?2, ?3)
                  ON CONFLICT (org_id, connection_id) DO UPDATE SET doc = excluded.doc",
                 params![org, id, doc],
@@ -424,7 +470,7 @@ impl ConnectionStore for SqliteStore {
         let (org, id) = (org_id.to_string(), connection_id.to_string());
         self.run(move |db| {
             let doc: Option<String> = db
-                .query_row(
+                .row(
                     "SELECT doc FROM connections WHERE org_id = ?1 AND connection_id = ?2",
                     params![org, id],
                     |row| row.get(0),
@@ -439,7 +485,7 @@ impl ConnectionStore for SqliteStore {
         let org = org_id.to_string();
         self.run(move |db| {
             let mut stmt =
-                db.prepare("SELECT doc FROM connections WHERE org_id = ?1 ORDER BY connection_id")?;
+                db.prepare_cached("SELECT doc FROM connections WHERE org_id = ?1 ORDER BY connection_id")?;
             let docs = stmt
                 .query_map(params![org], |row| row.get::<_, String>(0))?
                 .collect::<Result<Vec<_>, _>>()?;
@@ -455,7 +501,7 @@ impl ConnectionStore for SqliteStore {
     ) -> Result<bool, StoreError> {
         let (org, id) = (org_id.to_string(), connection_id.to_string());
         self.run(move |db| {
-            let n = db.execute(
+            let n = db.exec(
                 "DELETE FROM connections WHERE org_id = ?1 AND connection_id = ?2",
                 params![org, id],
             )?;
@@ -479,7 +525,7 @@ impl SecretStore for SqliteStore {
             secrets.to_json(),
         );
         self.run(move |db| {
-            db.execute(
+            db.exec(
                 "INSERT INTO secrets (org_id, connection_id, doc) VALUES (?1, ?2, ?3)
                  ON CONFLICT (org_id, connection_id) DO UPDATE SET doc = excluded.doc",
                 params![org, id, doc],
@@ -497,7 +543,7 @@ impl SecretStore for SqliteStore {
         let (org, id) = (org_id.to_string(), connection_id.to_string());
         self.run(move |db| {
             let doc: Option<String> = db
-                .query_row(
+                .row(
                     "SELECT doc FROM secrets WHERE org_id = ?1 AND connection_id = ?2",
                     params![org, id],
                     |row| row.get(0),
@@ -518,7 +564,7 @@ impl SecretStore for SqliteStore {
     async fn delete_secrets(&self, org_id: &str, connection_id: &str) -> Result<(), StoreError> {
         let (org, id) = (org_id.to_string(), connection_id.to_string());
         self.run(move |db| {
-            db.execute(
+            db.exec(
                 "DELETE FROM secrets WHERE org_id = ?1 AND connection_id = ?2",
                 params![org, id],
             )?;
@@ -534,7 +580,7 @@ impl MessageStore for SqliteStore {
         let record = record.clone();
         self.run(move |db| {
             let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let inserted = tx.execute(
+            let inserted = tx.exec(
                 "INSERT OR IGNORE INTO messages
                  (org_id, message_id, connection_id, provider, recipient, send_state,
                   provider_message_id, created_at, doc)
@@ -596,7 +642,7 @@ impl MessageStore for SqliteStore {
             let untried = load_message(&tx, &org, &id)?
                 .is_some_and(|r| r.send_state == SendState::Sending && r.attempts == 0);
             if untried {
-                tx.execute(
+                tx.exec(
                     "DELETE FROM messages WHERE org_id = ?1 AND message_id = ?2",
                     params![org, id],
                 )?;
@@ -629,7 +675,7 @@ impl MessageStore for SqliteStore {
         );
         self.run(move |db| {
             let doc: Option<String> = db
-                .query_row(
+                .row(
                     "SELECT m.doc FROM provider_ids AS p
                      JOIN messages AS m ON m.org_id = p.org_id AND m.message_id = p.message_id
                      WHERE p.org_id = ?1 AND p.connection_id = ?2 AND p.provider_message_id = ?3",
@@ -683,17 +729,17 @@ impl MessageStore for SqliteStore {
             let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
             // Expired markers go first (the index makes this free when none has expired), so
             // that an expired key counts as new and the table stays as large as 30 days' webhooks.
-            tx.execute(
+            tx.exec(
                 "DELETE FROM dedupe_markers WHERE expires_at_micros <= ?1",
                 params![now],
             )?;
-            let new = tx.execute(
+            let new = tx.exec(
                 "INSERT OR IGNORE INTO dedupe_markers (org_id, dedupe_key, expires_at_micros)
                  VALUES (?1, ?2, ?3)",
                 params![org, key, expires],
             )? == 1;
             if new {
-                tx.execute(
+                tx.exec(
                     "INSERT INTO events (org_id, doc) VALUES (?1, ?2)",
                     params![org, doc],
                 )?;
@@ -708,7 +754,7 @@ impl MessageStore for SqliteStore {
         let org = org_id.to_string();
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.run(move |db| {
-            let mut stmt = db.prepare(
+            let mut stmt = db.prepare_cached(
                 "SELECT doc FROM (SELECT seq, doc FROM events WHERE org_id = ?1
                                   ORDER BY seq DESC LIMIT ?2) ORDER BY seq",
             )?;
@@ -734,7 +780,7 @@ impl MessageStore for SqliteStore {
         let accepted = to_json(&SendState::Accepted)?;
         self.run(move |db| {
             Ok(db
-                .query_row(
+                .row(
                     "SELECT message_id FROM messages
                      WHERE org_id = ?1 AND connection_id = ?2 AND recipient = ?3 AND send_state = ?4
                      ORDER BY created_at DESC, rowid DESC LIMIT 1",
@@ -756,7 +802,7 @@ impl MessageStore for SqliteStore {
         let (org, number) = (org_id.to_string(), number.to_string());
         self.run(move |db| {
             // A change older than the recorded one is ignored; of equal times the later call wins.
-            db.execute(
+            db.exec(
                 "INSERT INTO opt_outs (org_id, number, opted_out, updated_at, at_micros)
                  VALUES (?1, ?2, ?3, ?4, ?5)
                  ON CONFLICT (org_id, number) DO UPDATE
@@ -780,7 +826,7 @@ impl MessageStore for SqliteStore {
         let (org, number) = (org_id.to_string(), number.to_string());
         self.run(move |db| {
             let flag: Option<bool> = db
-                .query_row(
+                .row(
                     "SELECT opted_out FROM opt_outs WHERE org_id = ?1 AND number = ?2",
                     params![org, number],
                     |row| row.get(0),
@@ -800,7 +846,7 @@ impl MessageStore for SqliteStore {
         self.run(move |db| {
             let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
             // A repeat of the same part replaces it: kept once, as received last.
-            tx.execute(
+            tx.exec(
                 "INSERT INTO inbound_parts
                  (org_id, connection_id, sender, reference, idx, provider_message_id, total, text,
                   received_at_micros)
@@ -821,7 +867,7 @@ impl MessageStore for SqliteStore {
                 ],
             )?;
             // After the insert, so that a part that is itself stale goes too and joins nothing.
-            tx.execute(
+            tx.exec(
                 "DELETE FROM inbound_parts WHERE org_id = ?1 AND received_at_micros < ?2",
                 params![part.org_id, stale_before],
             )?;
@@ -843,7 +889,7 @@ impl MessageStore for SqliteStore {
             // `part_ids` are in index order, one per index from 1: exactly the joined parts, not
             // a later message's parts that reuse the reference.
             for (index, id) in (1i64..).zip(&joined.part_ids) {
-                tx.execute(
+                tx.exec(
                     "DELETE FROM inbound_parts
                      WHERE org_id = ?1 AND connection_id = ?2 AND sender = ?3 AND reference = ?4
                        AND idx = ?5 AND provider_message_id = ?6",
@@ -875,11 +921,11 @@ impl MessageStore for SqliteStore {
         let now = Utc::now().timestamp_micros();
         self.run(move |db| {
             let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            tx.execute(
+            tx.exec(
                 "DELETE FROM held_reports WHERE expires_at_micros <= ?1",
                 params![now],
             )?;
-            let new = tx.execute(
+            let new = tx.exec(
                 "INSERT OR IGNORE INTO held_reports
                  (org_id, connection_id, provider_message_id, dedupe_key, doc, expires_at_micros)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -926,7 +972,7 @@ impl MessageStore for SqliteStore {
             held.dedupe_key.clone(),
         );
         self.run(move |db| {
-            db.execute(
+            db.exec(
                 "DELETE FROM held_reports WHERE org_id = ?1 AND connection_id = ?2
                  AND provider_message_id = ?3 AND dedupe_key = ?4",
                 params![org, conn, pmid, key],
@@ -1043,14 +1089,17 @@ mod tests {
         })
     }
 
-    fn markers(store: &SqliteStore) -> Vec<String> {
-        let db = store.db.lock().unwrap();
-        let mut stmt = db
-            .prepare("SELECT dedupe_key FROM dedupe_markers ORDER BY dedupe_key")
-            .unwrap();
-        stmt.query_map([], |row| row.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
+    async fn markers(store: &SqliteStore) -> Vec<String> {
+        store
+            .run(|db| {
+                let mut stmt =
+                    db.prepare("SELECT dedupe_key FROM dedupe_markers ORDER BY dedupe_key")?;
+                let keys = stmt
+                    .query_map([], |row| row.get(0))?
+                    .collect::<Result<_, _>>()?;
+                Ok(keys)
+            })
+            .await
             .unwrap()
     }
 
@@ -1063,16 +1112,14 @@ mod tests {
         assert!(!store.record_event(&status_event("e3"), "k1").await.unwrap());
         // Thirty days later (as far as the markers can tell).
         store
-            .db
-            .lock()
-            .unwrap()
-            .execute("UPDATE dedupe_markers SET expires_at_micros = 1", [])
+            .run(|db| Ok(db.execute("UPDATE dedupe_markers SET expires_at_micros = 1", [])?))
+            .await
             .unwrap();
         assert!(
             store.record_event(&status_event("e4"), "k1").await.unwrap(),
             "an expired marker no longer dedupes"
         );
-        assert_eq!(markers(&store), ["k1"], "the expired k2 is swept");
+        assert_eq!(markers(&store).await, ["k1"], "the expired k2 is swept");
         let ids: Vec<String> = store
             .list_events("O", 10)
             .await
