@@ -359,9 +359,9 @@ impl SqliteStore {
         let job: Job = Box::new(move |db| {
             let _ = answer.send(work(db));
         });
-        self.jobs
-            .send(job)
-            .map_err(|_| StoreError::Unavailable("the embedded store's thread has stopped".into()))?;
+        self.jobs.send(job).map_err(|_| {
+            StoreError::Unavailable("the embedded store's thread has stopped".into())
+        })?;
         answered.await.map_err(|_| {
             StoreError::Unavailable("the embedded store failed while answering".into())
         })?
@@ -484,8 +484,9 @@ impl ConnectionStore for SqliteStore {
     async fn list_connections(&self, org_id: &str) -> Result<Vec<Connection>, StoreError> {
         let org = org_id.to_string();
         self.run(move |db| {
-            let mut stmt =
-                db.prepare_cached("SELECT doc FROM connections WHERE org_id = ?1 ORDER BY connection_id")?;
+            let mut stmt = db.prepare_cached(
+                "SELECT doc FROM connections WHERE org_id = ?1 ORDER BY connection_id",
+            )?;
             let docs = stmt
                 .query_map(params![org], |row| row.get::<_, String>(0))?
                 .collect::<Result<Vec<_>, _>>()?;
