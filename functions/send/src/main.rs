@@ -10,5 +10,7 @@ async fn main() -> Result<(), Error> {
     let sdk = aws_config::load_from_env().await;
     let deps = Deps::aws(&sdk, Settings::from_env()?);
     deps.warm_up().await;
+    // The first send needs the provider clients: built here, at init, not in the first request.
+    deps.http.build_now();
     run(service_fn(|event| handle(&deps, event))).await
 }

@@ -316,10 +316,30 @@ fn public_addrs(
     }
 }
 
-/// The two HTTP clients provider adapters use. Cheap to clone (each `reqwest::Client` is a
-/// handle to a shared connection pool).
-#[derive(Clone, Debug)]
+/// The two HTTP clients provider adapters use, built on first use: the webhook functions never
+/// call a provider, and building a client loads the TLS roots (work a cold start would pay for
+/// nothing). The send function builds them at init with [`ProviderHttp::build_now`]. Cheap to
+/// clone: clones share the clients, and each `reqwest::Client` is a handle to a shared pool.
+#[derive(Clone)]
 pub struct ProviderHttp {
+    clients: Arc<std::sync::OnceLock<Clients>>,
+    connect: Duration,
+    total: Duration,
+    admin_resolver: Arc<dyn Resolve>,
+}
+
+impl std::fmt::Debug for ProviderHttp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderHttp")
+            .field("built", &self.clients.get().is_some())
+            .field("connect_timeout", &self.connect)
+            .field("timeout", &self.total)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug)]
+struct Clients {
     client: reqwest::Client,
     admin_host_client: reqwest::Client,
 }
@@ -344,14 +364,30 @@ impl ProviderHttp {
     /// (`BYOSMS_<PROVIDER>_API_URL`, which may well be a mock on loopback). Never for a host an
     /// admin typed, unless such an override replaces it.
     pub fn client(&self) -> &reqwest::Client {
-        &self.client
+        &self.clients().client
     }
 
     /// For hosts an admin typed (checked by [`validate_admin_host`] when saved): connects only to
     /// public addresses, and ignores `HTTP(S)_PROXY`, since a proxy would resolve the name
     /// itself, out of [`PublicOnlyResolver`]'s reach.
     pub fn admin_host_client(&self) -> &reqwest::Client {
-        &self.admin_host_client
+        &self.clients().admin_host_client
+    }
+
+    /// Builds both clients now (where a cold start pays less: Lambda's init), not on first use.
+    pub fn build_now(&self) {
+        self.clients();
+    }
+
+    fn clients(&self) -> &Clients {
+        self.clients.get_or_init(|| Clients {
+            client: build(base_builder(self.connect, self.total)),
+            admin_host_client: build(
+                base_builder(self.connect, self.total)
+                    .no_proxy()
+                    .dns_resolver(self.admin_resolver.clone()),
+            ),
+        })
     }
 
     /// The resolver is a parameter only so that tests can show the admin-host client's other
@@ -362,12 +398,10 @@ impl ProviderHttp {
         admin_resolver: Arc<dyn Resolve>,
     ) -> Self {
         ProviderHttp {
-            client: build(base_builder(connect, total)),
-            admin_host_client: build(
-                base_builder(connect, total)
-                    .no_proxy()
-                    .dns_resolver(admin_resolver),
-            ),
+            clients: Arc::default(),
+            connect,
+            total,
+            admin_resolver,
         }
     }
 }
@@ -472,6 +506,19 @@ pub async fn exchange(request: reqwest::RequestBuilder) -> Result<ProviderAnswer
 
 #[cfg(test)]
 mod tests {
+
+    /// The clients are built on first use or by `build_now`, once, and clones share them.
+    #[test]
+    fn the_clients_are_built_once_when_first_needed() {
+        let http = ProviderHttp::new();
+        let clone = http.clone();
+        assert!(format!("{http:?}").contains("built: false"), "{http:?}");
+        let _ = clone.client();
+        assert!(format!("{http:?}").contains("built: true"), "{http:?}");
+        let first: *const reqwest::Client = http.admin_host_client();
+        http.build_now();
+        assert!(std::ptr::eq(first, clone.admin_host_client()));
+    }
 
     #[test]
     fn an_api_url_override_relaxes_the_admin_host_rule() {
