@@ -276,14 +276,20 @@ impl Table {
     }
 }
 
-/// One put or delete, with its condition, resolved against a table.
+/// One put, delete or condition check, with its condition, resolved against a table.
 struct Write {
     table: String,
     key: (String, String),
     condition: Option<Condition>,
     values: Item,
-    /// The item to put; `None`: delete.
-    item: Option<Item>,
+    action: Action,
+}
+
+enum Action {
+    Put(Item),
+    Delete,
+    /// A transaction's `ConditionCheck`: the condition only, nothing written.
+    Check,
 }
 
 impl Write {
@@ -291,24 +297,22 @@ impl Write {
         let item = op["Item"]
             .as_object()
             .ok_or_else(|| invalid("Item is required"))?;
-        Write::new(accounts, op, &op["Item"], Some(item.clone()))
+        Write::new(accounts, op, &op["Item"], Action::Put(item.clone()))
     }
 
     fn delete(accounts: &Accounts, op: &Value) -> Result<Write, ApiError> {
-        Write::new(accounts, op, &op["Key"], None)
+        Write::new(accounts, op, &op["Key"], Action::Delete)
     }
 
     fn condition_check(accounts: &Accounts, op: &Value) -> Result<Write, ApiError> {
-        let mut check = Write::new(accounts, op, &op["Key"], None)?;
-        check.item = accounts.tables[&check.table].items.get(&check.key).cloned();
-        Ok(check)
+        Write::new(accounts, op, &op["Key"], Action::Check)
     }
 
     fn new(
         accounts: &Accounts,
         op: &Value,
         keyed: &Value,
-        item: Option<Item>,
+        action: Action,
     ) -> Result<Write, ApiError> {
         let table = table(accounts, op)?;
         let condition = op["ConditionExpression"]
@@ -323,7 +327,7 @@ impl Write {
                 .as_object()
                 .cloned()
                 .unwrap_or_default(),
-            item,
+            action,
         })
     }
 
@@ -341,9 +345,10 @@ impl Write {
     /// Writes, answering the item it replaced or deleted.
     fn apply(self, accounts: &mut Accounts) -> Option<Item> {
         let items = &mut accounts.tables.get_mut(&self.table).expect("checked").items;
-        match self.item {
-            Some(item) => items.insert(self.key, item),
-            None => items.remove(&self.key),
+        match self.action {
+            Action::Put(item) => items.insert(self.key, item),
+            Action::Delete => items.remove(&self.key),
+            Action::Check => None,
         }
     }
 }
@@ -356,7 +361,6 @@ fn transact_write_items(accounts: &mut Accounts, input: &Value) -> Answer {
         return Err(invalid("TransactItems holds 1 to 100 items"));
     }
     let mut writes = Vec::new();
-    let mut checks_only = Vec::new();
     for entry in entries {
         let write = match (
             entry.get("Put"),
@@ -372,7 +376,6 @@ fn transact_write_items(accounts: &mut Accounts, input: &Value) -> Answer {
                 ));
             }
         };
-        checks_only.push(entry.get("ConditionCheck").is_some());
         if writes
             .iter()
             .any(|w: &Write| w.table == write.table && w.key == write.key)
@@ -399,10 +402,8 @@ fn transact_write_items(accounts: &mut Accounts, input: &Value) -> Answer {
             .insert("CancellationReasons".into(), Value::Array(reasons));
         return Err(err);
     }
-    for (write, check_only) in writes.into_iter().zip(checks_only) {
-        if !check_only {
-            let _replaced = write.apply(accounts);
-        }
+    for write in writes {
+        let _replaced = write.apply(accounts);
     }
     Ok(json!({}))
 }
