@@ -28,9 +28,11 @@ use std::sync::{Arc, Mutex};
 
 type Item = Map<String, Value>;
 
-/// The running stand-in (plain HTTP on loopback; the benchmarks put the TLS endpoint in front).
+/// The running stand-in: plain HTTP on loopback at `addr` (for seeding and tests), and `app`,
+/// the same accounts, for the benchmarks' TLS endpoint to serve.
 pub struct AwsStandIn {
     pub addr: SocketAddr,
+    pub app: axum::Router,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -41,10 +43,11 @@ impl AwsStandIn {
         let app = axum::Router::new()
             .fallback(handle)
             .with_state(Arc::new(Mutex::new(Accounts::default())));
+        let served = app.clone();
         let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
+            let _ = axum::serve(listener, served).await;
         });
-        Ok(AwsStandIn { addr, task })
+        Ok(AwsStandIn { addr, app, task })
     }
 }
 

@@ -1,6 +1,7 @@
 //! A local TLS endpoint standing in for DynamoDB and Secrets Manager: a test CA made at start,
-//! a certificate for `localhost` and `127.0.0.1` signed by it, and a proxy that terminates TLS and
-//! forwards each HTTP request to a plain-HTTP upstream (moto), keeping the TLS side alive. Functions reach it through
+//! a certificate for `localhost` and `127.0.0.1` signed by it, and a server that terminates TLS
+//! and answers with the in-memory stand-in itself, or forwards each HTTP request to a plain-HTTP
+//! upstream (moto), keeping the TLS side alive. Functions reach it through
 //! `AWS_ENDPOINT_URL` and trust it through `SSL_CERT_FILE` (the AWS SDK's rustls client loads its
 //! roots with rustls-native-certs, which reads that variable; boto3 reads `AWS_CA_BUNDLE`), so
 //! every cold start pays a real handshake, as on Lambda.
@@ -74,13 +75,21 @@ impl TestPki {
     }
 }
 
-/// The running proxy; stops when dropped.
-pub struct TlsProxy {
+/// The running TLS endpoint; stops when dropped.
+pub struct TlsEndpoint {
     pub addr: SocketAddr,
     task: tokio::task::JoinHandle<()>,
 }
 
-impl TlsProxy {
+impl TlsEndpoint {
+    /// Terminates TLS on a free loopback port and answers each HTTP request with `app` itself:
+    /// the in-memory stand-in, reached as DynamoDB and Secrets Manager are, one TLS connection
+    /// kept alive across requests and nothing between it and the store.
+    pub async fn serving(pki: &TestPki, app: axum::Router) -> Result<Self, TlsError> {
+        let service = hyper_util::service::TowerToHyperService::new(app);
+        Self::start(pki, service).await
+    }
+
     /// Terminates TLS on a free loopback port and forwards each HTTP request to `upstream`.
     ///
     /// HTTP-aware on purpose: moto (werkzeug's server) answers every request with `Connection:
@@ -89,10 +98,7 @@ impl TlsProxy {
     /// are on DynamoDB and Secrets Manager (keep-alive). Here the TLS side stays alive across
     /// requests, as AWS's endpoints do, and each request takes a fresh plain connection to moto
     /// (cheap on loopback, and outside what the function pays for).
-    pub async fn start(pki: &TestPki, upstream: SocketAddr) -> Result<Self, TlsError> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let acceptor = TlsAcceptor::from(pki.server.clone());
+    pub async fn forwarding_to(pki: &TestPki, upstream: SocketAddr) -> Result<Self, TlsError> {
         let client = reqwest::Client::builder()
             .no_proxy()
             .pool_max_idle_per_host(0)
@@ -102,16 +108,38 @@ impl TlsProxy {
             base: format!("http://{upstream}"),
             client,
         });
+        let service = hyper::service::service_fn(move |request| forward(upstream.clone(), request));
+        Self::start(pki, service).await
+    }
+
+    async fn start<S, B>(pki: &TestPki, service: S) -> Result<Self, TlsError>
+    where
+        S: hyper::service::Service<
+                http::Request<hyper::body::Incoming>,
+                Response = http::Response<B>,
+                Error = std::convert::Infallible,
+            > + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+        B: hyper::body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let acceptor = TlsAcceptor::from(pki.server.clone());
         let task = tokio::spawn(async move {
             while let Ok((socket, _)) = listener.accept().await {
                 let acceptor = acceptor.clone();
-                let upstream = upstream.clone();
+                let service = service.clone();
                 tokio::spawn(async move {
-                    let _ = serve_connection(acceptor, socket, upstream).await;
+                    let _ = serve_connection(acceptor, socket, service).await;
                 });
             }
         });
-        Ok(TlsProxy { addr, task })
+        Ok(TlsEndpoint { addr, task })
     }
 
     /// `AWS_ENDPOINT_URL`: the host name the certificate was made for.
@@ -120,7 +148,7 @@ impl TlsProxy {
     }
 }
 
-impl Drop for TlsProxy {
+impl Drop for TlsEndpoint {
     fn drop(&mut self) {
         self.task.abort();
     }
@@ -131,15 +159,23 @@ struct Upstream {
     client: reqwest::Client,
 }
 
-/// One TLS connection: HTTP/1.1 with keep-alive, each request forwarded on its own.
-async fn serve_connection(
+/// One TLS connection: HTTP/1.1 with keep-alive.
+async fn serve_connection<S, B>(
     acceptor: TlsAcceptor,
     socket: TcpStream,
-    upstream: Arc<Upstream>,
-) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    service: S,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
+where
+    S: hyper::service::Service<
+            http::Request<hyper::body::Incoming>,
+            Response = http::Response<B>,
+            Error = std::convert::Infallible,
+        >,
+    B: hyper::body::Body + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     socket.set_nodelay(true)?;
     let tls = acceptor.accept(socket).await?;
-    let service = hyper::service::service_fn(move |request| forward(upstream.clone(), request));
     hyper::server::conn::http1::Builder::new()
         .keep_alive(true)
         .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
@@ -209,7 +245,9 @@ mod tests {
         });
         tokio::spawn(async move { axum::serve(upstream, shout).await.unwrap() });
         let pki = TestPki::generate().unwrap();
-        let proxy = TlsProxy::start(&pki, upstream_addr).await.unwrap();
+        let proxy = TlsEndpoint::forwarding_to(&pki, upstream_addr)
+            .await
+            .unwrap();
 
         let mut roots = rustls::RootCertStore::empty();
         for cert in rustls_pemfile_certs(&pki.ca_pem) {

@@ -15,7 +15,7 @@ use byosms_bench::mock_provider::MockProvider;
 use byosms_bench::report::{Row, emit};
 use byosms_bench::runtime_api::RuntimeApi;
 use byosms_bench::stats::{Rss, Summary, millis, rss};
-use byosms_bench::tls::{TestPki, TlsProxy};
+use byosms_bench::tls::{TestPki, TlsEndpoint};
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -64,6 +64,12 @@ pub struct Args {
     /// Append the summary rows here (scripts/bench's one table).
     #[arg(long)]
     rows: Option<PathBuf>,
+    /// Keep what each started process writes (its JSON log lines: the functions' `webhook
+    /// request` and `send` lines carry their own latency) in `DIR/<target>.log`, for finding
+    /// where a start's time goes. Off by default: writing to a file is not what Lambda's log
+    /// pipe costs.
+    #[arg(long, value_name = "DIR")]
+    logs: Option<PathBuf>,
 }
 
 struct Target {
@@ -79,13 +85,14 @@ struct Target {
 struct World {
     fixture: Fixture,
     env: Vec<(String, String)>,
-    _proxy: TlsProxy,
+    _endpoint: TlsEndpoint,
     _stand_in: Option<AwsStandIn>,
     /// Answers at once (cold starts and warm runs; the deployment's variables name it).
     _provider: MockProvider,
     /// Answers in `PROVIDER_DELAY` (the fan-out).
     fanout_provider: MockProvider,
     _home: tempfile::TempDir,
+    logs: Option<PathBuf>,
 }
 
 /// One cold start's figures.
@@ -243,7 +250,12 @@ impl World {
         let pki = TestPki::generate().map_err(|e| boxed(&e))?;
         let home = tempfile::TempDir::new().map_err(|e| boxed(&e))?;
         let ca = pki.write_ca(home.path()).map_err(|e| boxed(&e))?;
-        let proxy = TlsProxy::start(&pki, store).await.map_err(|e| boxed(&e))?;
+        // The stand-in is served on TLS directly; moto, plain HTTP only, behind a forwarder.
+        let endpoint = match &stand_in {
+            Some(stand_in) => TlsEndpoint::serving(&pki, stand_in.app.clone()).await,
+            None => TlsEndpoint::forwarding_to(&pki, store).await,
+        }
+        .map_err(|e| boxed(&e))?;
         let provider = MockProvider::start(Duration::ZERO)
             .await
             .map_err(|e| boxed(&e))?;
@@ -269,7 +281,7 @@ impl World {
             ("AWS_ACCESS_KEY_ID", "testing"),
             ("AWS_SECRET_ACCESS_KEY", "testing"),
             ("AWS_SESSION_TOKEN", "testing"),
-            ("AWS_ENDPOINT_URL", &proxy.endpoint_url()),
+            ("AWS_ENDPOINT_URL", &endpoint.endpoint_url()),
             ("SSL_CERT_FILE", &ca),
             ("AWS_CA_BUNDLE", &ca),
             ("AWS_EC2_METADATA_DISABLED", "true"),
@@ -288,11 +300,12 @@ impl World {
         Ok(World {
             fixture,
             env,
-            _proxy: proxy,
+            _endpoint: endpoint,
             _stand_in: stand_in,
             _provider: provider,
             fanout_provider,
             _home: home,
+            logs: args.logs.clone(),
         })
     }
 
@@ -324,12 +337,31 @@ impl World {
             .env("AWS_LAMBDA_FUNCTION_NAME", target.name)
             .env("_HANDLER", "peer.handler")
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(self.log_sink(target)?)
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| failed(target.name, format!("{}: {e}", target.program.display())))?;
         let pid = child.id();
         Ok(Running { child, pid })
+    }
+}
+
+impl World {
+    /// Where a started process's standard output goes: nowhere, or appended to its log file.
+    fn log_sink(&self, target: &Target) -> Result<Stdio, HarnessError> {
+        let Some(dir) = &self.logs else {
+            return Ok(Stdio::null());
+        };
+        let path = dir.join(format!("{}.log", target.name));
+        std::fs::create_dir_all(dir)
+            .and_then(|()| {
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&path)
+            })
+            .map(Stdio::from)
+            .map_err(|e| failed(target.name, format!("{}: {e}", path.display())))
     }
 }
 
