@@ -6,7 +6,8 @@
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use serde_json::Value;
 
-#[tokio::main]
+// The runtime the functions use (one thread), so that the comparison is of the work alone.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     let sdk = aws_config::load_from_env().await;
     let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
