@@ -9,8 +9,8 @@ pub mod retry;
 use crate::deps::Deps;
 use crate::domain::segments;
 use crate::domain::{
-    Connection, MAX_MESSAGE_ID_LEN, MessageRecord, SendCompletion, SendErrorCode, SendFailure,
-    SendState, Status, is_valid_message_id, phone,
+    Connection, ConnectionSecrets, MAX_MESSAGE_ID_LEN, MessageRecord, SendCompletion,
+    SendErrorCode, SendFailure, SendState, Status, is_valid_message_id, phone,
 };
 use crate::providers::{
     Accepted, BodyLimit, OutboundMessage, ProviderAdapter, Retry, SendContext, SendError,
@@ -254,48 +254,78 @@ fn result_of(record: &MessageRecord, duplicate: bool) -> SendResult {
     }
 }
 
-/// Finds the connection the request names, or the org's only enabled one, and checks access.
+/// Finds the connection the request names, or the org's only enabled one, checks access, and
+/// reads its secret.
+///
+/// A named connection's secret is read at the same time as the connection: its id is known from
+/// the request, and the two reads are a store round trip each (milliseconds on AWS, in every
+/// send). The secret is used only once the connection is found and the checks pass; those come
+/// first in what the caller is told, so a refusal reads as it would have without the secret.
 async fn resolve_connection(
     deps: &Deps,
     request: &SendRequest,
-) -> Result<Connection, SendRequestError> {
+) -> Result<(Connection, ConnectionSecrets), SendRequestError> {
     let connections = &deps.stores.connections;
-    let connection = match request.connection_id.as_deref().filter(|c| !c.is_empty()) {
-        Some(id) => connections
-            .get_connection(&request.org_id, id)
-            .await?
-            .ok_or_else(|| SendRequestError::UnknownConnection {
+    let secrets = &deps.stores.secrets;
+    let (connection, secret) = match request.connection_id.as_deref().filter(|c| !c.is_empty()) {
+        Some(id) => {
+            let (connection, secret) = tokio::join!(
+                connections.get_connection(&request.org_id, id),
+                secrets.get_secrets(&request.org_id, id)
+            );
+            let connection = connection?.ok_or_else(|| SendRequestError::UnknownConnection {
                 org_id: request.org_id.clone(),
                 connection_id: id.to_string(),
-            })?,
+            })?;
+            check_access(&connection, request)?;
+            (connection, secret?)
+        }
         None => {
-            let mut enabled: Vec<Connection> = connections
-                .list_connections(&request.org_id)
-                .await?
-                .into_iter()
-                .filter(|c| c.enabled)
-                .collect();
-            match enabled.len() {
-                0 => return Err(SendRequestError::NoConnection(request.org_id.clone())),
-                1 => enabled.remove(0),
-                _ => {
-                    return Err(SendRequestError::AmbiguousConnection(
-                        request.org_id.clone(),
-                    ));
-                }
-            }
+            let connection = only_enabled_connection(deps, &request.org_id).await?;
+            check_access(&connection, request)?;
+            let secret = secrets
+                .get_secrets(&connection.org_id, &connection.connection_id)
+                .await?;
+            (connection, secret)
         }
     };
+    match secret {
+        Some(secret) => Ok((connection, secret)),
+        None => Err(SendRequestError::MissingSecret(connection.connection_id)),
+    }
+}
+
+/// The org's one enabled connection, for a request that names none.
+async fn only_enabled_connection(
+    deps: &Deps,
+    org_id: &str,
+) -> Result<Connection, SendRequestError> {
+    let mut enabled: Vec<Connection> = deps
+        .stores
+        .connections
+        .list_connections(org_id)
+        .await?
+        .into_iter()
+        .filter(|c| c.enabled)
+        .collect();
+    match enabled.len() {
+        0 => Err(SendRequestError::NoConnection(org_id.to_string())),
+        1 => Ok(enabled.remove(0)),
+        _ => Err(SendRequestError::AmbiguousConnection(org_id.to_string())),
+    }
+}
+
+fn check_access(connection: &Connection, request: &SendRequest) -> Result<(), SendRequestError> {
     if !connection.enabled {
-        return Err(SendRequestError::Disabled(connection.connection_id));
+        return Err(SendRequestError::Disabled(connection.connection_id.clone()));
     }
     if !connection.access.allows(&request.user_id) {
         return Err(SendRequestError::AccessDenied {
             user_id: request.user_id.clone(),
-            connection_id: connection.connection_id,
+            connection_id: connection.connection_id.clone(),
         });
     }
-    Ok(connection)
+    Ok(())
 }
 
 fn check_request(request: &SendRequest) -> Result<(), SendRequestError> {
@@ -352,17 +382,11 @@ async fn send_all(
     deadline: &Deadline,
 ) -> Result<SendResponse, SendRequestError> {
     check_request(request)?;
-    let connection = resolve_connection(deps, request).await?;
+    let (connection, secrets) = resolve_connection(deps, request).await?;
     let adapter = deps
         .registry
         .get(connection.provider)
         .ok_or_else(|| SendRequestError::UnsupportedProvider(connection.provider.to_string()))?;
-    let secrets = deps
-        .stores
-        .secrets
-        .get_secrets(&connection.org_id, &connection.connection_id)
-        .await?
-        .ok_or_else(|| SendRequestError::MissingSecret(connection.connection_id.clone()))?;
     let status_callback =
         deps.settings
             .route_url(RouteKind::Status, connection.provider, &connection.org_id);
@@ -433,12 +457,18 @@ impl Run<'_> {
         let connection = self.ctx.connection;
         let messages = &self.deps.stores.messages;
         let record = claim_record(connection, self.user_id, item);
-        match messages.claim_message(&record).await {
+        // The opt-out is read while the claim is written (one round trip, not two); it counts
+        // only once the claim is ours, and nothing is sent before both have answered.
+        let (claim, opted_out) = tokio::join!(
+            messages.claim_message(&record),
+            messages.is_opted_out(&connection.org_id, &item.to)
+        );
+        match claim {
             Ok(Claim::Claimed) => {}
             Ok(Claim::Exists(existing)) => return result_of(&existing, true),
             Err(err) => return storage_failure(item, &err),
         }
-        let opted_out = match messages.is_opted_out(&connection.org_id, &item.to).await {
+        let opted_out = match opted_out {
             Ok(opted_out) => opted_out,
             Err(err) => {
                 // Nothing was sent: give the claim back so that the caller's retry can send.
