@@ -121,20 +121,15 @@ pub async fn run(args: Args) -> Result<(), HarnessError> {
     let world = World::start(&args).await?;
     let targets = targets(&args);
     let mut rows = Vec::new();
-    let mut firsts: Vec<(&Target, Summary)> = Vec::new();
+    let mut cold: Vec<(&Target, ColdFigures)> = Vec::new();
     for target in &targets {
         let starts = cold_starts(&world, target, args.starts).await?;
-        let init = Summary::of(&starts.iter().map(|s| millis(s.init)).collect::<Vec<_>>());
-        let first = Summary::of(&starts.iter().map(|s| millis(s.first)).collect::<Vec<_>>());
-        let peak = Summary::of(
-            &starts
-                .iter()
-                .map(|s| s.rss.peak_kib as f64 / 1024.0)
-                .collect::<Vec<_>>(),
-        );
-        let (Some(init), Some(first), Some(peak)) = (init, first, peak) else {
+        let Some(figures) = ColdFigures::of(&starts) else {
             continue;
         };
+        let ColdFigures {
+            init, first, peak, ..
+        } = figures;
         eprintln!(
             "{}: init {:.1}/{:.1} ms, first response {:.1}/{:.1} ms (median/p90), peak RSS {:.1} MiB",
             target.name, init.median, init.p90, first.median, first.p90, peak.median
@@ -153,15 +148,45 @@ pub async fn run(args: Args) -> Result<(), HarnessError> {
                 first.median, first.p90, peak.median
             ),
         ));
-        firsts.push((target, first));
+        cold.push((target, figures));
     }
-    rows.extend(cold_start_verdicts(&firsts));
+    rows.extend(cold_start_verdicts(&cold));
     for target in targets.iter().filter(|t| t.function) {
-        rows.push(warm_memory(&world, target, args.warm).await?);
+        let (row, per_invocation) = warm_memory(&world, target, args.warm).await?;
+        rows.push(row);
+        if let Some((_, figures)) = cold.iter().find(|(t, _)| t.name == target.name) {
+            rows.push(first_invocation_verdict(target, figures, per_invocation));
+        }
     }
     rows.push(fan_out(&world, &args).await?);
     emit(&rows, args.rows.as_deref()).map_err(|e| HarnessError::Other(e.into()))?;
     Ok(())
+}
+
+/// One target's cold starts, summarised.
+#[derive(Clone, Copy)]
+struct ColdFigures {
+    /// Spawn to the first `next`.
+    init: Summary,
+    /// Spawn to the first response.
+    first: Summary,
+    /// The first `next` to the first response: the first invocation alone.
+    invocation: Summary,
+    /// Peak RSS, MiB.
+    peak: Summary,
+}
+
+impl ColdFigures {
+    fn of(starts: &[Start]) -> Option<ColdFigures> {
+        let summary =
+            |f: &dyn Fn(&Start) -> f64| Summary::of(&starts.iter().map(f).collect::<Vec<_>>());
+        Some(ColdFigures {
+            init: summary(&|s| millis(s.init))?,
+            first: summary(&|s| millis(s.first))?,
+            invocation: summary(&|s| millis(s.first.saturating_sub(s.init)))?,
+            peak: summary(&|s| s.rss.peak_kib as f64 / 1024.0)?,
+        })
+    }
 }
 
 fn targets(args: &Args) -> Vec<Target> {
@@ -192,23 +217,43 @@ fn targets(args: &Args) -> Vec<Target> {
     targets
 }
 
-/// Each function's first response against the tuned echo's and the Python peer's, same run.
-fn cold_start_verdicts(firsts: &[(&Target, Summary)]) -> Vec<Row> {
-    let median = |name: &str| {
-        firsts
-            .iter()
-            .find(|(t, _)| t.name == name)
-            .map(|(_, s)| s.median)
-    };
-    let (echo, python) = (median("echo-sdk-tls"), median("python-peer"));
+/// Each function's first response against the tuned echo's and the Python peer's, same run;
+/// and its init against the echo's init.
+///
+/// Why the init row: the first response holds the function's own work, the dependent store
+/// round trips of its first request (4-7 of them, each a real network round trip on AWS), which
+/// the echo does not make; against an echo that answers in ~5 ms, 1.3x leaves ~1.5 ms for all
+/// of them. Init is where the two do the same kind of thing (the SDK, TLS handshakes, clients),
+/// so it is held to 1.3x of the echo's on its own; the first invocation is held to a warm one
+/// (`first_invocation_verdict`), so that nothing cold hides in it.
+fn cold_start_verdicts(cold: &[(&Target, ColdFigures)]) -> Vec<Row> {
+    let figures = |name: &str| cold.iter().find(|(t, _)| t.name == name).map(|(_, f)| *f);
+    let (echo, python) = (figures("echo-sdk-tls"), figures("python-peer"));
     let mut rows = Vec::new();
-    for (target, first) in firsts.iter().filter(|(t, _)| t.function) {
+    for (target, own) in cold.iter().filter(|(t, _)| t.function) {
         if let Some(echo) = echo {
-            let ratio = first.median / echo;
+            let ratio = own.first.median / echo.first.median;
             rows.push(
                 Row::new(
                     format!("{}: first response / tuned SDK+TLS echo's", target.name),
-                    format!("{ratio:.2}x ({:.1} / {echo:.1} ms)", first.median),
+                    format!(
+                        "{ratio:.2}x ({:.1} / {:.1} ms)",
+                        own.first.median, echo.first.median
+                    ),
+                )
+                .target(
+                    format!("<= {MAX_RATIO_TO_TUNED_ECHO}x"),
+                    ratio <= MAX_RATIO_TO_TUNED_ECHO,
+                ),
+            );
+            let ratio = own.init.median / echo.init.median;
+            rows.push(
+                Row::new(
+                    format!("{}: init / tuned SDK+TLS echo's init", target.name),
+                    format!(
+                        "{ratio:.2}x ({:.1} / {:.1} ms)",
+                        own.init.median, echo.init.median
+                    ),
                 )
                 .target(
                     format!("<= {MAX_RATIO_TO_TUNED_ECHO}x"),
@@ -217,11 +262,14 @@ fn cold_start_verdicts(firsts: &[(&Target, Summary)]) -> Vec<Row> {
             );
         }
         if let Some(python) = python {
-            let speedup = python / first.median;
+            let speedup = python.first.median / own.first.median;
             rows.push(
                 Row::new(
                     format!("{}: Python peer's first response / its", target.name),
-                    format!("{speedup:.1}x ({python:.1} / {:.1} ms)", first.median),
+                    format!(
+                        "{speedup:.1}x ({:.1} / {:.1} ms)",
+                        python.first.median, own.first.median
+                    ),
                 )
                 .target(
                     format!(">= {MIN_SPEEDUP_OVER_PYTHON}x"),
@@ -231,6 +279,23 @@ fn cold_start_verdicts(firsts: &[(&Target, Summary)]) -> Vec<Row> {
         }
     }
     rows
+}
+
+/// The first invocation (first `next` to first response, median) against a warm one (the mean
+/// of the warm run): what is left cold in it once init is done.
+fn first_invocation_verdict(target: &Target, cold: &ColdFigures, warm_ms: f64) -> Row {
+    let ratio = cold.invocation.median / warm_ms;
+    Row::new(
+        format!("{}: first invocation / a warm one", target.name),
+        format!(
+            "{ratio:.2}x ({:.2} / {warm_ms:.2} ms)",
+            cold.invocation.median
+        ),
+    )
+    .target(
+        format!("<= {MAX_RATIO_TO_TUNED_ECHO}x"),
+        ratio <= MAX_RATIO_TO_TUNED_ECHO,
+    )
 }
 
 impl World {
@@ -438,8 +503,13 @@ async fn cold_starts(
     Ok(samples)
 }
 
-/// One process answering `warm` invocations: its RSS after the first, the 100th and the last.
-async fn warm_memory(world: &World, target: &Target, warm: usize) -> Result<Row, HarnessError> {
+/// One process answering `warm` invocations: its RSS after the first, the 100th and the last,
+/// and the mean time of an invocation in milliseconds.
+async fn warm_memory(
+    world: &World,
+    target: &Target,
+    warm: usize,
+) -> Result<(Row, f64), HarnessError> {
     let mut api = RuntimeApi::start()
         .await
         .map_err(|e| failed(target.name, e))?;
@@ -474,12 +544,12 @@ async fn warm_memory(world: &World, target: &Target, warm: usize) -> Result<Row,
         kib(samples.last()),
     );
     let growth = last.saturating_sub(hundredth);
+    let per_invocation = millis(took) / warm.max(1) as f64;
     eprintln!(
-        "{}: RSS {first} KiB after 1, {hundredth} after 100, {last} after {warm} warm invocations ({:.2} ms each)",
+        "{}: RSS {first} KiB after 1, {hundredth} after 100, {last} after {warm} warm invocations ({per_invocation:.2} ms each)",
         target.name,
-        millis(took) / warm as f64
     );
-    Ok(Row::new(
+    let row = Row::new(
         format!(
             "{}: RSS after 1 / 100 / {warm} warm invocations",
             target.name
@@ -495,7 +565,8 @@ async fn warm_memory(world: &World, target: &Target, warm: usize) -> Result<Row,
     .target(
         format!("no growth (<= {FLAT_RSS_KIB} KiB)"),
         growth <= FLAT_RSS_KIB,
-    ))
+    );
+    Ok((row, per_invocation))
 }
 
 /// The send function's batch: `fanout` messages in one event to a provider answering in 20 ms.
