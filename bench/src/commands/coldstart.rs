@@ -232,34 +232,18 @@ fn cold_start_verdicts(cold: &[(&Target, ColdFigures)]) -> Vec<Row> {
     let mut rows = Vec::new();
     for (target, own) in cold.iter().filter(|(t, _)| t.function) {
         if let Some(echo) = echo {
-            let ratio = own.first.median / echo.first.median;
-            rows.push(
-                Row::new(
-                    format!("{}: first response / tuned SDK+TLS echo's", target.name),
-                    format!(
-                        "{ratio:.2}x ({:.1} / {:.1} ms)",
-                        own.first.median, echo.first.median
-                    ),
-                )
-                .target(
-                    format!("<= {MAX_RATIO_TO_TUNED_ECHO}x"),
-                    ratio <= MAX_RATIO_TO_TUNED_ECHO,
-                ),
-            );
-            let ratio = own.init.median / echo.init.median;
-            rows.push(
-                Row::new(
-                    format!("{}: init / tuned SDK+TLS echo's init", target.name),
-                    format!(
-                        "{ratio:.2}x ({:.1} / {:.1} ms)",
-                        own.init.median, echo.init.median
-                    ),
-                )
-                .target(
-                    format!("<= {MAX_RATIO_TO_TUNED_ECHO}x"),
-                    ratio <= MAX_RATIO_TO_TUNED_ECHO,
-                ),
-            );
+            rows.push(at_most_ratio(
+                format!("{}: first response / tuned SDK+TLS echo's", target.name),
+                own.first.median,
+                echo.first.median,
+                1,
+            ));
+            rows.push(at_most_ratio(
+                format!("{}: init / tuned SDK+TLS echo's init", target.name),
+                own.init.median,
+                echo.init.median,
+                1,
+            ));
         }
         if let Some(python) = python {
             let speedup = python.first.median / own.first.median;
@@ -284,13 +268,21 @@ fn cold_start_verdicts(cold: &[(&Target, ColdFigures)]) -> Vec<Row> {
 /// The first invocation (first `next` to first response, median) against a warm one (the mean
 /// of the warm run): what is left cold in it once init is done.
 fn first_invocation_verdict(target: &Target, cold: &ColdFigures, warm_ms: f64) -> Row {
-    let ratio = cold.invocation.median / warm_ms;
-    Row::new(
+    at_most_ratio(
         format!("{}: first invocation / a warm one", target.name),
-        format!(
-            "{ratio:.2}x ({:.2} / {warm_ms:.2} ms)",
-            cold.invocation.median
-        ),
+        cold.invocation.median,
+        warm_ms,
+        2,
+    )
+}
+
+/// A row holding `own / reference` (milliseconds, shown with `decimals`) to
+/// `MAX_RATIO_TO_TUNED_ECHO`.
+fn at_most_ratio(what: String, own: f64, reference: f64, decimals: usize) -> Row {
+    let ratio = own / reference;
+    Row::new(
+        what,
+        format!("{ratio:.2}x ({own:.decimals$} / {reference:.decimals$} ms)"),
     )
     .target(
         format!("<= {MAX_RATIO_TO_TUNED_ECHO}x"),
