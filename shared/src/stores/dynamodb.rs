@@ -21,7 +21,7 @@
 
 use super::{
     Claim, ConnectionStore, DEDUPE_LIFETIME, HeldReport, INBOUND_PART_LIFETIME, InboundPart,
-    JoinedReply, MessageStore, StoreError, StoredPart, join_parts,
+    JoinedReply, MessageStore, ReadMessage, StoreError, StoredPart, join_parts,
 };
 use crate::domain::{Connection, Event, MessageRecord, SendCompletion, SendState, Status};
 use async_trait::async_trait;
@@ -196,6 +196,27 @@ struct MessageItem {
     record: MessageRecord,
 }
 
+impl MessageItem {
+    fn new(record: MessageRecord, version: u64) -> Self {
+        Self {
+            pk: format!("ORG#{}", record.org_id),
+            sk: format!("MSG#{}", record.message_id),
+            kind: "message".into(),
+            version,
+            record,
+        }
+    }
+}
+
+impl From<MessageItem> for ReadMessage {
+    fn from(item: MessageItem) -> Self {
+        ReadMessage {
+            record: item.record,
+            version: item.version,
+        }
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 struct EventItem {
     pk: String,
@@ -336,29 +357,34 @@ impl DynamoStore {
         conditional(result)
     }
 
-    /// Read, change, write back under the version condition; repeats when it loses a race.
-    /// Returns the record as stored, or `None` when there is no such message.
+    /// Change the record as `message` read it and write it back under that read's version;
+    /// when someone wrote it since, read it again and repeat. On return `message` holds the
+    /// record as stored. Returns whether `change` changed it (false too when the record is gone).
     async fn update_message(
         &self,
-        org_id: &str,
-        message_id: &str,
+        message: &mut ReadMessage,
         change: impl Fn(&mut MessageRecord) -> bool,
-    ) -> Result<Option<(MessageRecord, bool)>, StoreError> {
+    ) -> Result<bool, StoreError> {
         for _ in 0..MAX_UPDATE_RACES {
-            let Some(mut item) = self.load_message(org_id, message_id).await? else {
-                return Ok(None);
-            };
-            if !change(&mut item.record) {
-                return Ok(Some((item.record, false)));
+            let mut record = message.record.clone();
+            if !change(&mut record) {
+                return Ok(false);
             }
-            let read_version = item.version;
-            item.version += 1;
-            if self.save_message(&item, read_version).await? {
-                return Ok(Some((item.record, true)));
+            let item = MessageItem::new(record, message.version + 1);
+            if self.save_message(&item, message.version).await? {
+                *message = item.into();
+                return Ok(true);
+            }
+            let org_id = message.record.org_id.clone();
+            let message_id = message.record.message_id.clone();
+            match self.load_message(&org_id, &message_id).await? {
+                Some(latest) => *message = latest.into(),
+                None => return Ok(false),
             }
         }
         Err(StoreError::Unavailable(format!(
-            "message {message_id} kept changing under concurrent updates"
+            "message {} kept changing under concurrent updates",
+            message.record.message_id
         )))
     }
 
@@ -557,13 +583,7 @@ impl ConnectionStore for DynamoStore {
 #[async_trait]
 impl MessageStore for DynamoStore {
     async fn claim_message(&self, record: &MessageRecord) -> Result<Claim, StoreError> {
-        let item = MessageItem {
-            pk: format!("ORG#{}", record.org_id),
-            sk: format!("MSG#{}", record.message_id),
-            kind: "message".into(),
-            version: 0,
-            record: record.clone(),
-        };
+        let item = MessageItem::new(record.clone(), 0);
         let result = self
             .client
             .put_item()
@@ -606,9 +626,10 @@ impl MessageStore for DynamoStore {
                 .send()
                 .await;
             let Err(err) = result else {
+                let stored = ReadMessage::from(item);
                 // Reports that beat this write were held: now they find their message.
-                super::release_after_send(self, &item.record).await;
-                return Ok(item.record);
+                super::release_after_send(self, &stored).await;
+                return Ok(stored.record);
             };
             // Nothing of a cancelled transaction is written: read again and redo it all.
             let codes = cancellation_codes(&err);
@@ -642,15 +663,12 @@ impl MessageStore for DynamoStore {
         conditional(result).map(|_| ())
     }
 
-    async fn get_message(
+    async fn read_message(
         &self,
         org_id: &str,
         message_id: &str,
-    ) -> Result<Option<MessageRecord>, StoreError> {
-        Ok(self
-            .load_message(org_id, message_id)
-            .await?
-            .map(|i| i.record))
+    ) -> Result<Option<ReadMessage>, StoreError> {
+        Ok(self.load_message(org_id, message_id).await?.map(Into::into))
     }
 
     async fn find_by_provider_message_id(
@@ -658,7 +676,7 @@ impl MessageStore for DynamoStore {
         org_id: &str,
         connection_id: &str,
         provider_message_id: &str,
-    ) -> Result<Option<MessageRecord>, StoreError> {
+    ) -> Result<Option<ReadMessage>, StoreError> {
         let out = self
             .client
             .get_item()
@@ -672,28 +690,32 @@ impl MessageStore for DynamoStore {
             .await
             .map_err(unavailable)?;
         match out.item.as_ref().and_then(|i| string_attr(i, "messageId")) {
-            Some(message_id) => self.get_message(org_id, &message_id).await,
+            Some(message_id) => self.read_message(org_id, &message_id).await,
             None => Ok(None),
         }
     }
 
     async fn advance_status(
         &self,
-        org_id: &str,
-        message_id: &str,
+        message: &mut ReadMessage,
         provider_message_id: &str,
         status: Status,
         at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
+        // The read may be out of date, but only behind the stored record: a report that changes
+        // nothing on it changes nothing on a later state either (the rule is monotonic), and
+        // any change is written under the read's version, so a stale read never lands.
         let moved = std::sync::atomic::AtomicBool::new(false);
-        self.update_message(org_id, message_id, |record| {
-            let before = record.clone();
-            let changed = record.apply_report(provider_message_id, status, at);
-            moved.store(changed, std::sync::atomic::Ordering::Relaxed);
-            *record != before
-        })
-        .await?;
-        Ok(moved.load(std::sync::atomic::Ordering::Relaxed))
+        let written = self
+            .update_message(message, |record| {
+                let before = record.clone();
+                let changed = record.apply_report(provider_message_id, status, at);
+                moved.store(changed, std::sync::atomic::Ordering::Relaxed);
+                *record != before
+            })
+            .await?;
+        // `moved` is the last attempt's: it only counts if that attempt was written.
+        Ok(written && moved.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     async fn record_event(&self, event: &Event, dedupe_key: &str) -> Result<bool, StoreError> {

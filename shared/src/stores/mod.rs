@@ -72,6 +72,23 @@ pub trait SecretStore: Send + Sync {
     }
 }
 
+/// A message record as one read found it, with the store's version of it. A write made from
+/// the read lands only when nobody wrote the record since (else the store reads it again), so
+/// the caller that just read a record need not read it a second time to change it. Only a store
+/// makes one: a caller cannot claim a version it did not read.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReadMessage {
+    pub record: MessageRecord,
+    pub(crate) version: u64,
+}
+
+impl ReadMessage {
+    /// For a store that reads again under its write lock and ignores the version.
+    pub(crate) fn unversioned(record: MessageRecord) -> Self {
+        Self { record, version: 0 }
+    }
+}
+
 /// The outcome of claiming a message id for sending.
 #[derive(Debug)]
 pub enum Claim {
@@ -102,11 +119,23 @@ pub trait MessageStore: Send + Sync {
     /// provider call): removes the record only while it is still `sending` with no attempt.
     async fn release_claim(&self, org_id: &str, message_id: &str) -> Result<(), StoreError>;
 
+    /// The message with our id, as read now (for changing it: see [`ReadMessage`]).
+    async fn read_message(
+        &self,
+        org_id: &str,
+        message_id: &str,
+    ) -> Result<Option<ReadMessage>, StoreError>;
+
     async fn get_message(
         &self,
         org_id: &str,
         message_id: &str,
-    ) -> Result<Option<MessageRecord>, StoreError>;
+    ) -> Result<Option<MessageRecord>, StoreError> {
+        Ok(self
+            .read_message(org_id, message_id)
+            .await?
+            .map(|read| read.record))
+    }
 
     /// The message that `provider_message_id` (its own id or one part's) names on this
     /// connection.
@@ -115,15 +144,17 @@ pub trait MessageStore: Send + Sync {
         org_id: &str,
         connection_id: &str,
         provider_message_id: &str,
-    ) -> Result<Option<MessageRecord>, StoreError>;
+    ) -> Result<Option<ReadMessage>, StoreError>;
 
-    /// Applies a status report for `provider_message_id` (the message's id or one part's) under
-    /// the monotonic rule ([`MessageRecord::apply_report`]); returns whether the message's
-    /// status changed. Unknown message ids change nothing.
+    /// Applies a status report for `provider_message_id` (the message's id or one part's) to
+    /// the message as `message` read it, under the monotonic rule
+    /// ([`MessageRecord::apply_report`]); returns whether the message's status changed. Where
+    /// the record was written since the read, it is read again and the report applied to that
+    /// (the rule does not depend on the order reports arrive in). On return `message` holds the
+    /// record as stored. A message removed since the read changes nothing.
     async fn advance_status(
         &self,
-        org_id: &str,
-        message_id: &str,
+        message: &mut ReadMessage,
         provider_message_id: &str,
         status: Status,
         at: DateTime<Utc>,
@@ -211,32 +242,39 @@ impl HeldReport {
 /// How long a held report waits for its message (see [`HeldReport::expires_at`]).
 pub const HELD_REPORT_LIFETIME: chrono::TimeDelta = chrono::TimeDelta::hours(24);
 
-/// Applies every report held for one of `record`'s provider ids: its status step, then its event
-/// (now naming the message), then forgets it. Each step is idempotent (monotonic status, deduped
-/// event), so two callers racing (the send's completion and a report's second look) record one
-/// event; a failure midway leaves the report held for the next caller. Returns the events recorded.
+/// Applies every report held for one of the message's provider ids: its status step, then its
+/// event (now naming the message), then forgets it. Each step is idempotent (monotonic status,
+/// deduped event), so two callers racing (the send's completion and a report's second look)
+/// record one event; a failure midway leaves the report held for the next caller. Returns the
+/// events recorded.
 pub async fn release_held_reports(
     store: &dyn MessageStore,
-    record: &MessageRecord,
+    message: &ReadMessage,
 ) -> Result<usize, StoreError> {
+    let mut message = message.clone();
+    let (org_id, connection_id, message_id) = (
+        message.record.org_id.clone(),
+        message.record.connection_id.clone(),
+        message.record.message_id.clone(),
+    );
+    let provider_ids: Vec<String> = message.record.provider_ids().map(String::from).collect();
     let mut recorded = 0;
-    for provider_message_id in record.provider_ids() {
+    for provider_message_id in &provider_ids {
         let held = store
-            .held_reports(&record.org_id, &record.connection_id, provider_message_id)
+            .held_reports(&org_id, &connection_id, provider_message_id)
             .await?;
         for report in held {
             let event = &report.event;
             store
                 .advance_status(
-                    &record.org_id,
-                    &record.message_id,
+                    &mut message,
                     &event.provider_message_id,
                     event.status,
                     event.received_at,
                 )
                 .await?;
             let claimed = Event::Status(StatusEvent {
-                message_id: Some(record.message_id.clone()),
+                message_id: Some(message_id.clone()),
                 ..event.clone()
             });
             if store.record_event(&claimed, &report.dedupe_key).await? {
@@ -250,10 +288,10 @@ pub async fn release_held_reports(
 
 /// [`release_held_reports`] after a completed send, where a failure must not fail the send (the
 /// provider has the message): it is logged, and the reports stay held for a later look.
-pub(crate) async fn release_after_send(store: &dyn MessageStore, record: &MessageRecord) {
-    if let Err(err) = release_held_reports(store, record).await {
+pub(crate) async fn release_after_send(store: &dyn MessageStore, message: &ReadMessage) {
+    if let Err(err) = release_held_reports(store, message).await {
         tracing::warn!(
-            message_id = %record.message_id,
+            message_id = %message.record.message_id,
             error = %err,
             "held status reports not applied yet"
         );

@@ -19,7 +19,7 @@
 
 use super::{
     Claim, ConnectionStore, DEDUPE_LIFETIME, HeldReport, INBOUND_PART_LIFETIME, InboundPart,
-    JoinedReply, MessageStore, SecretStore, StoreError, StoredPart, join_parts,
+    JoinedReply, MessageStore, ReadMessage, SecretStore, StoreError, StoredPart, join_parts,
 };
 use crate::domain::{
     Connection, ConnectionSecrets, Event, MessageRecord, SendCompletion, SendState, Status,
@@ -631,8 +631,9 @@ impl MessageStore for SqliteStore {
             })
             .await?;
         // Reports that beat this write were held: now they find their message.
-        super::release_after_send(self, &record).await;
-        Ok(record)
+        let stored = ReadMessage::unversioned(record);
+        super::release_after_send(self, &stored).await;
+        Ok(stored.record)
     }
 
     async fn release_claim(&self, org_id: &str, message_id: &str) -> Result<(), StoreError> {
@@ -654,13 +655,14 @@ impl MessageStore for SqliteStore {
         .await
     }
 
-    async fn get_message(
+    async fn read_message(
         &self,
         org_id: &str,
         message_id: &str,
-    ) -> Result<Option<MessageRecord>, StoreError> {
+    ) -> Result<Option<ReadMessage>, StoreError> {
         let (org, id) = (org_id.to_string(), message_id.to_string());
-        self.run(move |db| load_message(db, &org, &id)).await
+        let record = self.run(move |db| load_message(db, &org, &id)).await?;
+        Ok(record.map(ReadMessage::unversioned))
     }
 
     async fn find_by_provider_message_id(
@@ -668,7 +670,7 @@ impl MessageStore for SqliteStore {
         org_id: &str,
         connection_id: &str,
         provider_message_id: &str,
-    ) -> Result<Option<MessageRecord>, StoreError> {
+    ) -> Result<Option<ReadMessage>, StoreError> {
         let (org, conn, pmid) = (
             org_id.to_string(),
             connection_id.to_string(),
@@ -684,38 +686,48 @@ impl MessageStore for SqliteStore {
                     |row| row.get(0),
                 )
                 .optional()?;
-            doc.map(|d| from_json(&d)).transpose()
+            doc.map(|d| from_json(&d).map(ReadMessage::unversioned))
+                .transpose()
         })
         .await
     }
 
     async fn advance_status(
         &self,
-        org_id: &str,
-        message_id: &str,
+        message: &mut ReadMessage,
         provider_message_id: &str,
         status: Status,
         at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let (org, id, pmid) = (
-            org_id.to_string(),
-            message_id.to_string(),
+            message.record.org_id.clone(),
+            message.record.message_id.clone(),
             provider_message_id.to_string(),
         );
-        self.run(move |db| {
-            let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let Some(mut record) = load_message(&tx, &org, &id)? else {
-                return Ok(false);
-            };
-            let before = record.clone();
-            let moved = record.apply_report(&pmid, status, at);
-            if record != before {
-                save_message(&tx, &record)?;
+        // The read is taken again under the write lock: a local read costs next to nothing,
+        // and no version is needed.
+        let stored = self
+            .run(move |db| {
+                let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let Some(mut record) = load_message(&tx, &org, &id)? else {
+                    return Ok(None);
+                };
+                let before = record.clone();
+                let moved = record.apply_report(&pmid, status, at);
+                if record != before {
+                    save_message(&tx, &record)?;
+                }
+                tx.commit()?;
+                Ok(Some((record, moved)))
+            })
+            .await?;
+        Ok(match stored {
+            Some((record, moved)) => {
+                message.record = record;
+                moved
             }
-            tx.commit()?;
-            Ok(moved)
+            None => false,
         })
-        .await
     }
 
     async fn record_event(&self, event: &Event, dedupe_key: &str) -> Result<bool, StoreError> {
@@ -1139,7 +1151,8 @@ mod tests {
         let store = SqliteStore::open(dir.path()).unwrap();
         for id in ["p1", "p2"] {
             let found = store.find_by_provider_message_id("O", "c1", id).await;
-            assert_eq!(found.unwrap().map(|m| m.message_id).as_deref(), Some("m1"));
+            let found = found.unwrap().map(|m| m.record.message_id);
+            assert_eq!(found.as_deref(), Some("m1"));
         }
         assert!(
             store

@@ -9,8 +9,8 @@ use byosms::domain::{Connection, ConnectionSecrets, Event, MessageRecord, SendCo
 use byosms::pipeline::receive::receive;
 use byosms::pipeline::send::{ResultStatus, SendItem, SendRequest, send};
 use byosms::stores::{
-    Claim, HeldReport, InboundPart, JoinedReply, MessageStore, SecretStore, StoreError, Stores,
-    cached_secrets::CachedSecrets, sqlite::SqliteStore,
+    Claim, HeldReport, InboundPart, JoinedReply, MessageStore, ReadMessage, SecretStore,
+    StoreError, Stores, cached_secrets::CachedSecrets, sqlite::SqliteStore,
 };
 use byosms::webhook::Route;
 use byosms::{Deps, pipeline::admin};
@@ -56,26 +56,25 @@ impl MessageStore for FlakyMessages {
     async fn release_claim(&self, o: &str, m: &str) -> Result<(), StoreError> {
         self.inner.release_claim(o, m).await
     }
-    async fn get_message(&self, o: &str, m: &str) -> Result<Option<MessageRecord>, StoreError> {
-        self.inner.get_message(o, m).await
+    async fn read_message(&self, o: &str, m: &str) -> Result<Option<ReadMessage>, StoreError> {
+        self.inner.read_message(o, m).await
     }
     async fn find_by_provider_message_id(
         &self,
         o: &str,
         c: &str,
         p: &str,
-    ) -> Result<Option<MessageRecord>, StoreError> {
+    ) -> Result<Option<ReadMessage>, StoreError> {
         self.inner.find_by_provider_message_id(o, c, p).await
     }
     async fn advance_status(
         &self,
-        o: &str,
-        m: &str,
+        m: &mut ReadMessage,
         p: &str,
         s: Status,
         at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        self.inner.advance_status(o, m, p, s, at).await
+        self.inner.advance_status(m, p, s, at).await
     }
     async fn record_event(&self, e: &Event, k: &str) -> Result<bool, StoreError> {
         self.inner.record_event(e, k).await

@@ -6,7 +6,7 @@ use byosms::domain::{
     Access, Connection, ConnectionSecrets, Event, InboundEvent, MessageRecord, Provider,
     SendCompletion, SendState, Status,
 };
-use byosms::stores::{Claim, InboundPart, JoinedReply};
+use byosms::stores::{Claim, InboundPart, JoinedReply, MessageStore};
 use chrono::{TimeDelta, Utc};
 use serde_json::json;
 
@@ -24,6 +24,14 @@ fn connection(org: &str, id: &str) -> Connection {
             .clone(),
         created_at: Utc::now(),
     }
+}
+
+/// Reads the message and applies one status report to it, as the receive pipeline does.
+async fn advance(m: &dyn MessageStore, message_id: &str, pmid: &str, status: Status) -> bool {
+    let mut read = m.read_message(ORG, message_id).await.unwrap().unwrap();
+    m.advance_status(&mut read, pmid, status, Utc::now())
+        .await
+        .unwrap()
 }
 
 fn record(message_id: &str, to: &str) -> MessageRecord {
@@ -194,42 +202,23 @@ async fn claims_completion_and_monotonic_status() {
         assert_eq!(existing.send_state, SendState::Sending);
 
         // A report that beats our own write of the send result is not undone by it.
-        assert!(
-            m.advance_status(ORG, "m1", "SM1", Status::Delivered, Utc::now())
-                .await
-                .unwrap()
-        );
+        assert!(advance(m.as_ref(), "m1", "SM1", Status::Delivered).await);
         let stored = m.complete_send(ORG, "m1", &accepted("SM1")).await.unwrap();
         assert_eq!(
             (stored.send_state, stored.status),
             (SendState::Accepted, Some(Status::Delivered))
         );
-        assert!(
-            !m.advance_status(ORG, "m1", "SM1", Status::Sent, Utc::now())
-                .await
-                .unwrap()
-        );
-        assert!(
-            !m.advance_status(ORG, "m1", "SM1", Status::Failed, Utc::now())
-                .await
-                .unwrap()
-        );
-        assert!(
-            m.advance_status(ORG, "m1", "SM1", Status::Read, Utc::now())
-                .await
-                .unwrap()
-        );
-        assert!(
-            !m.advance_status(ORG, "nope", "SM1", Status::Sent, Utc::now())
-                .await
-                .unwrap()
-        );
+        assert!(!advance(m.as_ref(), "m1", "SM1", Status::Sent).await);
+        assert!(!advance(m.as_ref(), "m1", "SM1", Status::Failed).await);
+        assert!(advance(m.as_ref(), "m1", "SM1", Status::Read).await);
+        assert!(m.read_message(ORG, "nope").await.unwrap().is_none());
 
         let found = m
             .find_by_provider_message_id(ORG, "conn_1", "SM1")
             .await
             .unwrap()
-            .unwrap();
+            .unwrap()
+            .record;
         assert_eq!(
             (found.message_id.as_str(), found.status),
             ("m1", Some(Status::Read)),
@@ -255,6 +244,54 @@ async fn claims_completion_and_monotonic_status() {
     }
 }
 
+/// The receive pipeline changes a status from the read that found the message; a write made in
+/// between must neither be lost nor let the stale read land.
+#[tokio::test]
+async fn a_status_step_from_an_out_of_date_read_applies_to_the_stored_record() {
+    for backend in BACKENDS {
+        let deps = deps(backend, settings(None)).await;
+        let m = deps.stores.messages.as_ref();
+        m.claim_message(&record("m1", TO)).await.unwrap();
+        m.complete_send(ORG, "m1", &accepted("SM1")).await.unwrap();
+        let mut stale = m.read_message(ORG, "m1").await.unwrap().unwrap();
+        assert!(advance(m, "m1", "SM1", Status::Delivered).await);
+
+        let moved = m
+            .advance_status(&mut stale, "SM1", Status::Sent, Utc::now())
+            .await
+            .unwrap();
+        assert!(!moved, "{backend:?}: Sent is behind the stored Delivered");
+        let stored = m.get_message(ORG, "m1").await.unwrap().unwrap();
+        assert_eq!(stored.status, Some(Status::Delivered), "{backend:?}");
+
+        let moved = m
+            .advance_status(&mut stale, "SM1", Status::Read, Utc::now())
+            .await
+            .unwrap();
+        assert!(moved, "{backend:?}");
+        let stored = m.get_message(ORG, "m1").await.unwrap().unwrap();
+        assert_eq!(stored.status, Some(Status::Read), "{backend:?}");
+        assert_eq!(
+            stale.record, stored,
+            "{backend:?}: the read now holds what is stored"
+        );
+
+        // A claim given back after the read: the report recreates nothing.
+        m.claim_message(&record("m2", TO)).await.unwrap();
+        let mut gone = m.read_message(ORG, "m2").await.unwrap().unwrap();
+        m.release_claim(ORG, "m2").await.unwrap();
+        let moved = m
+            .advance_status(&mut gone, "SM2", Status::Delivered, Utc::now())
+            .await
+            .unwrap();
+        assert!(!moved, "{backend:?}");
+        assert!(
+            m.get_message(ORG, "m2").await.unwrap().is_none(),
+            "{backend:?}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn concurrent_status_updates_keep_the_highest() {
     for backend in BACKENDS {
@@ -269,12 +306,14 @@ async fn concurrent_status_updates_keep_the_highest() {
             Status::Queued,
             Status::Accepted,
         ];
+        // Every report starts from the same read, so all but the first write find it stale.
+        let read = m.read_message(ORG, "m1").await.unwrap().unwrap();
         let tasks: Vec<_> = steps
             .into_iter()
             .map(|s| {
-                let m = m.clone();
+                let (m, mut read) = (m.clone(), read.clone());
                 tokio::spawn(async move {
-                    m.advance_status(ORG, "m1", "SM1", s, Utc::now())
+                    m.advance_status(&mut read, "SM1", s, Utc::now())
                         .await
                         .unwrap()
                 })
@@ -400,7 +439,7 @@ async fn every_provider_id_finds_the_message_on_its_own_connection() {
             m.find_by_provider_message_id(ORG, connection, id)
                 .await
                 .unwrap()
-                .map(|r| r.message_id)
+                .map(|r| r.record.message_id)
         };
         assert_eq!(
             find("conn_1", "V1").await.as_deref(),
@@ -441,17 +480,13 @@ async fn a_completion_of_several_parts_indexes_each_and_aggregates_their_status(
                 .await
                 .unwrap();
             assert_eq!(
-                found.map(|r| r.message_id).as_deref(),
+                found.map(|r| r.record.message_id).as_deref(),
                 Some("m1"),
                 "{backend:?}: {id}"
             );
         }
 
-        let report = |id: &'static str, status| async move {
-            m.advance_status(ORG, "m1", id, status, Utc::now())
-                .await
-                .unwrap()
-        };
+        let report = |id: &'static str, status| advance(m.as_ref(), "m1", id, status);
         assert!(!report("P1", Status::Delivered).await, "{backend:?}");
         assert!(!report("P3", Status::Delivered).await, "{backend:?}");
         let status = |r: Option<MessageRecord>| r.unwrap().status;
@@ -748,6 +783,8 @@ async fn a_completion_racing_reports_of_its_parts_keeps_both() {
         let mut long = record("m1", TO);
         long.segments = 2;
         m.claim_message(&long).await.unwrap();
+        // Read before the completion: every report's first write finds it stale.
+        let read = m.read_message(ORG, "m1").await.unwrap().unwrap();
         let complete = {
             let m = m.clone();
             tokio::spawn(async move {
@@ -759,9 +796,9 @@ async fn a_completion_racing_reports_of_its_parts_keeps_both() {
         let reports: Vec<_> = ["R1", "R2", "R1", "R2"]
             .into_iter()
             .map(|id| {
-                let m = m.clone();
+                let (m, mut read) = (m.clone(), read.clone());
                 tokio::spawn(async move {
-                    m.advance_status(ORG, "m1", id, Status::Delivered, Utc::now())
+                    m.advance_status(&mut read, id, Status::Delivered, Utc::now())
                         .await
                         .unwrap()
                 })

@@ -4,11 +4,11 @@
 
 use crate::deps::Deps;
 use crate::domain::phone::{self, KeywordIntent};
-use crate::domain::{Connection, Event, InboundEvent, MessageRecord, Provider, StatusEvent};
+use crate::domain::{Connection, Event, InboundEvent, Provider, StatusEvent};
 use crate::providers::{
     AuthError, InboundReport, ParseError, ProviderAdapter, ReplyTo, StatusReport, WebhookItem,
 };
-use crate::stores::{HeldReport, InboundPart, StoreError, release_held_reports};
+use crate::stores::{HeldReport, InboundPart, ReadMessage, StoreError, release_held_reports};
 use crate::webhook::{Route, WebhookReply, WebhookRequest};
 use futures_util::StreamExt;
 use request_log::RequestLine;
@@ -313,12 +313,12 @@ async fn find_reported_message(
     deps: &Deps,
     connection: &Connection,
     report: &StatusReport,
-) -> Result<Option<MessageRecord>, StoreError> {
+) -> Result<Option<ReadMessage>, StoreError> {
     let messages = &deps.stores.messages;
     if let Some(id) = &report.message_id
-        && let Some(message) = messages.get_message(&connection.org_id, id).await?
-        && message.connection_id == connection.connection_id
-        && message.may_be_named_by(&report.provider_message_id)
+        && let Some(message) = messages.read_message(&connection.org_id, id).await?
+        && message.record.connection_id == connection.connection_id
+        && message.record.may_be_named_by(&report.provider_message_id)
     {
         return Ok(Some(message));
     }
@@ -340,21 +340,21 @@ async fn record_status(
 ) -> Result<(), ReceiveError> {
     let messages = &deps.stores.messages;
     let org_id = &connection.org_id;
-    let message = find_reported_message(deps, connection, report).await?;
+    let mut found = find_reported_message(deps, connection, report).await?;
     let happened_at = report.occurred_at.unwrap_or(request.received_at);
     // The status moves first: if the event write then fails, the provider's retry records the
     // event and the (idempotent) status step changes nothing.
-    if let Some(message) = &message {
+    if let Some(message) = &mut found {
         messages
             .advance_status(
-                org_id,
-                &message.message_id,
+                message,
                 &report.provider_message_id,
                 report.status,
                 request.received_at,
             )
             .await?;
     }
+    let message = found.map(|read| read.record);
     // An opt-out stands even when we cannot find the message (sent by another system on a
     // shared account): the report's recipient is the number.
     let opted_out_number = message.as_ref().map(|m| m.to.clone()).or_else(|| {
@@ -532,11 +532,10 @@ async fn reply_target(
     let org_id = &connection.org_id;
     let named = match &report.reply_to {
         Some(ReplyTo::MessageId(id)) => messages.get_message(org_id, id).await?,
-        Some(ReplyTo::ProviderMessageId(id)) => {
-            messages
-                .find_by_provider_message_id(org_id, &connection.connection_id, id)
-                .await?
-        }
+        Some(ReplyTo::ProviderMessageId(id)) => messages
+            .find_by_provider_message_id(org_id, &connection.connection_id, id)
+            .await?
+            .map(|read| read.record),
         None => None,
     };
     match named.filter(|m| m.connection_id == connection.connection_id) {
