@@ -33,6 +33,7 @@ type Item = Map<String, Value>;
 pub struct AwsStandIn {
     pub addr: SocketAddr,
     pub app: axum::Router,
+    accounts: Arc<Mutex<Accounts>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -40,14 +41,26 @@ impl AwsStandIn {
     pub async fn start() -> std::io::Result<Self> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
+        let accounts = Arc::new(Mutex::new(Accounts::default()));
         let app = axum::Router::new()
             .fallback(handle)
-            .with_state(Arc::new(Mutex::new(Accounts::default())));
+            .with_state(accounts.clone());
         let served = app.clone();
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, served).await;
         });
-        Ok(AwsStandIn { addr, app, task })
+        Ok(AwsStandIn {
+            addr,
+            app,
+            accounts,
+            task,
+        })
+    }
+
+    /// How many calls of each operation (`DynamoDB_20120810.GetItem`, ...) it has answered.
+    pub fn calls(&self) -> BTreeMap<String, u64> {
+        let accounts = self.accounts.lock().unwrap_or_else(|p| p.into_inner());
+        accounts.calls.clone()
     }
 }
 
@@ -61,6 +74,8 @@ impl Drop for AwsStandIn {
 struct Accounts {
     tables: HashMap<String, Table>,
     secrets: HashMap<String, Secret>,
+    /// Calls answered, by `X-Amz-Target`.
+    calls: BTreeMap<String, u64>,
 }
 
 struct Table {
@@ -112,6 +127,7 @@ async fn handle(
         Err(e) => Err(invalid(format!("the body is not JSON: {e}"))),
         Ok(input) => {
             let mut accounts = accounts.lock().unwrap_or_else(|p| p.into_inner());
+            *accounts.calls.entry(target.clone()).or_default() += 1;
             match (dynamodb, service) {
                 (true, _) => dynamodb_operation(&mut accounts, operation, &input),
                 (false, "secretsmanager") => secrets_operation(&mut accounts, operation, &input),

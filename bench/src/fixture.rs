@@ -1,11 +1,16 @@
 //! The deployment the benchmarked functions run against: fresh tables and one Twilio connection
 //! on moto (written through byosms' own admin pipeline, so stored exactly as in production), and
 //! the events each function is invoked with: the send request, and API Gateway v2 events carrying
-//! Twilio's signed status callbacks and inbound messages, each one new.
+//! Twilio's signed status callbacks and inbound messages, each one new. A status callback is for
+//! a message sent just before (stored as the send function stores it), as nearly all are in
+//! production: the report finds its message, moves its status and records an event.
 
-use byosms::domain::{Connection, ConnectionSecrets, Provider};
+use byosms::domain::{
+    Connection, ConnectionSecrets, MessageRecord, Provider, SendCompletion, SendState, Status,
+};
 use byosms::pipeline::admin;
-use byosms::providers::{ProviderAdapter, Registry, SampleEvent, SignedRequest};
+use byosms::providers::{ProviderAdapter, SampleEvent, SignedRequest};
+use byosms::stores::{MessageStore, StoreError};
 use byosms::webhook::{Route, RouteKind};
 use byosms::{Deps, Settings};
 use serde_json::{Value, json};
@@ -46,7 +51,7 @@ pub struct Fixture {
     pub messages_table: String,
     connection: Connection,
     secrets: ConnectionSecrets,
-    registry: Registry,
+    deps: Deps,
     serial: AtomicU64,
 }
 
@@ -103,7 +108,7 @@ impl Fixture {
             messages_table,
             connection,
             secrets,
-            registry: deps.registry.clone(),
+            deps,
             serial: AtomicU64::new(0),
         })
     }
@@ -125,13 +130,29 @@ impl Fixture {
         self.serial.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// A new event of `kind` (a new message id, provider sid or inbound each call).
-    pub fn event(&self, kind: EventKind) -> Result<Value, FixtureError> {
+    /// A new event of `kind` (a new message id, a status of a newly sent message, or a new
+    /// inbound each call).
+    pub async fn event(&self, kind: EventKind) -> Result<Value, FixtureError> {
         match kind {
             EventKind::Echo => Ok(json!({"ping": self.next_serial()})),
             EventKind::Send => Ok(self.send_request(1)),
-            EventKind::Status => self.webhook(RouteKind::Status),
-            EventKind::Inbound => self.webhook(RouteKind::Message),
+            EventKind::Status => {
+                let report = SampleEvent::Status {
+                    message_id: None,
+                    provider_message_id: self.sent_message().await?,
+                    provider_status: "delivered".into(),
+                    error_code: None,
+                };
+                self.signed(RouteKind::Status, &report)
+            }
+            EventKind::Inbound => {
+                let reply = SampleEvent::Inbound {
+                    from: TO.into(),
+                    to: FROM.into(),
+                    text: format!("bench {}", self.next_serial()),
+                };
+                self.signed(RouteKind::Message, &reply)
+            }
         }
     }
 
@@ -144,34 +165,82 @@ impl Fixture {
         json!({"orgId": ORG, "connectionId": CONNECTION, "userId": "bench", "messages": messages})
     }
 
+    /// Stores a message as the send function leaves it once Twilio accepted it; returns its sid.
+    async fn sent_message(&self) -> Result<String, FixtureError> {
+        let serial = self.next_serial();
+        let (message_id, sid) = (format!("sent-{serial}"), format!("SM{serial:032x}"));
+        store_sent_message(
+            self.deps.stores.messages.as_ref(),
+            &self.connection,
+            &message_id,
+            &sid,
+        )
+        .await
+        .map_err(|e| FixtureError::Store(e.to_string()))?;
+        Ok(sid)
+    }
+
     fn adapter(&self) -> &dyn ProviderAdapter {
-        self.registry
+        self.deps
+            .registry
             .get(Provider::Twilio)
             .expect("Twilio is registered")
     }
 
-    fn webhook(&self, kind: RouteKind) -> Result<Value, FixtureError> {
+    /// `event` as Twilio signs it for its route, in an API Gateway event.
+    fn signed(&self, kind: RouteKind, event: &SampleEvent) -> Result<Value, FixtureError> {
         let base: Url = PUBLIC_BASE.parse().expect("a valid URL");
         let url = Route::url(&base, kind, Provider::Twilio, ORG).expect("a route URL");
-        let event = match kind {
-            RouteKind::Status => SampleEvent::Status {
-                message_id: None,
-                provider_message_id: format!("SM{:032x}", self.next_serial()),
-                provider_status: "delivered".into(),
-                error_code: None,
-            },
-            RouteKind::Message => SampleEvent::Inbound {
-                from: TO.into(),
-                to: FROM.into(),
-                text: format!("bench {}", self.next_serial()),
-            },
-        };
         let signed = self
             .adapter()
-            .sample_webhook(&event, &url, &self.connection, &self.secrets)
+            .sample_webhook(event, &url, &self.connection, &self.secrets)
             .map_err(|e| FixtureError::Sample(e.to_string()))?;
         Ok(api_gateway_event(&signed))
     }
+}
+
+/// Stores message `message_id` (to the bench recipient) as the send function leaves it once the provider
+/// accepted it under `provider_message_id`: claimed, then completed (which indexes the id).
+pub async fn store_sent_message(
+    messages: &dyn MessageStore,
+    connection: &Connection,
+    message_id: &str,
+    provider_message_id: &str,
+) -> Result<(), StoreError> {
+    let now = chrono::Utc::now();
+    let record = MessageRecord {
+        org_id: connection.org_id.clone(),
+        message_id: message_id.into(),
+        connection_id: connection.connection_id.clone(),
+        provider: connection.provider,
+        user_id: "bench".into(),
+        to: TO.into(),
+        body: "bench".into(),
+        segments: 1,
+        encoding: "gsm7".into(),
+        send_state: SendState::Sending,
+        status: None,
+        provider_message_id: None,
+        parts: Vec::new(),
+        error: None,
+        attempts: 0,
+        created_at: now,
+        updated_at: now,
+    };
+    let accepted = SendCompletion {
+        send_state: SendState::Accepted,
+        status: Some(Status::Accepted),
+        provider_message_id: Some(provider_message_id.into()),
+        part_ids: Vec::new(),
+        error: None,
+        attempts: 1,
+        at: now,
+    };
+    messages.claim_message(&record).await?;
+    messages
+        .complete_send(&connection.org_id, message_id, &accepted)
+        .await?;
+    Ok(())
 }
 
 /// An API Gateway HTTP API (payload 2.0) event for a request to our public host, as the HTTP API

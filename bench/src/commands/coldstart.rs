@@ -17,6 +17,7 @@ use byosms_bench::runtime_api::RuntimeApi;
 use byosms_bench::stats::{Rss, Summary, millis, rss};
 use byosms_bench::tls::{TestPki, TlsEndpoint};
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -86,7 +87,8 @@ struct World {
     fixture: Fixture,
     env: Vec<(String, String)>,
     _endpoint: TlsEndpoint,
-    _stand_in: Option<AwsStandIn>,
+    /// The in-memory stand-in, unless `--moto` (it counts the functions' store calls).
+    stand_in: Option<AwsStandIn>,
     /// Answers at once (cold starts and warm runs; the deployment's variables name it).
     _provider: MockProvider,
     /// Answers in `PROVIDER_DELAY` (the fan-out).
@@ -152,8 +154,8 @@ pub async fn run(args: Args) -> Result<(), HarnessError> {
     }
     rows.extend(cold_start_verdicts(&cold));
     for target in targets.iter().filter(|t| t.function) {
-        let (row, per_invocation) = warm_memory(&world, target, args.warm).await?;
-        rows.push(row);
+        let (warm_rows, per_invocation) = warm_memory(&world, target, args.warm).await?;
+        rows.extend(warm_rows);
         if let Some((_, figures)) = cold.iter().find(|(t, _)| t.name == target.name) {
             rows.push(first_invocation_verdict(target, figures, per_invocation));
         }
@@ -358,7 +360,7 @@ impl World {
             fixture,
             env,
             _endpoint: endpoint,
-            _stand_in: stand_in,
+            stand_in,
             _provider: provider,
             fanout_provider,
             _home: home,
@@ -366,12 +368,18 @@ impl World {
         })
     }
 
-    fn event(&self, target: &Target) -> Result<Vec<u8>, HarnessError> {
+    async fn event(&self, target: &Target) -> Result<Vec<u8>, HarnessError> {
         let event = self
             .fixture
             .event(target.kind)
+            .await
             .map_err(|e| failed(target.name, e))?;
         Ok(event.to_string().into_bytes())
+    }
+
+    /// The stand-in's call counts so far (`None` on moto, which does not count).
+    fn store_calls(&self) -> Option<BTreeMap<String, u64>> {
+        self.stand_in.as_ref().map(AwsStandIn::calls)
     }
 
     fn spawn(&self, target: &Target, api: &RuntimeApi) -> Result<Running, HarnessError> {
@@ -468,7 +476,7 @@ async fn cold_starts(
         let mut api = RuntimeApi::start()
             .await
             .map_err(|e| failed(target.name, e))?;
-        let event = world.event(target)?;
+        let event = world.event(target).await?;
         let request_id = format!("cold-{i}");
         // Queued first, so the function's first `next` is answered at once, as on Lambda.
         api.invoke(&request_id, event.clone().into())
@@ -496,24 +504,31 @@ async fn cold_starts(
 }
 
 /// One process answering `warm` invocations: its RSS after the first, the 100th and the last,
-/// and the mean time of an invocation in milliseconds.
+/// the store calls an invocation makes (on the stand-in, which counts them), and the mean time
+/// of an invocation in milliseconds.
 async fn warm_memory(
     world: &World,
     target: &Target,
     warm: usize,
-) -> Result<(Row, f64), HarnessError> {
+) -> Result<(Vec<Row>, f64), HarnessError> {
     let mut api = RuntimeApi::start()
         .await
         .map_err(|e| failed(target.name, e))?;
+    // Made beforehand: a status event stores its sent message first, which is not the
+    // function's time nor its store calls.
+    let mut events = Vec::with_capacity(warm);
+    for _ in 0..warm {
+        events.push(world.event(target).await?);
+    }
     let running = world.spawn(target, &api)?;
     let result = async {
         api.expect_next(TIMEOUT)
             .await
             .map_err(|e| failed(target.name, e))?;
         let mut samples = Vec::new();
+        let calls_before = world.store_calls();
         let started = Instant::now();
-        for i in 1..=warm {
-            let event = world.event(target)?;
+        for (i, event) in (1..).zip(events) {
             let body = api
                 .round_trip(&format!("warm-{i}"), event.clone().into(), TIMEOUT)
                 .await
@@ -523,11 +538,15 @@ async fn warm_memory(
                 samples.push(rss(running.pid).map_err(|e| failed(target.name, e))?);
             }
         }
-        Ok::<_, HarnessError>((samples, started.elapsed()))
+        let took = started.elapsed();
+        let calls = world
+            .store_calls()
+            .map(|after| calls_since(&calls_before, after));
+        Ok::<_, HarnessError>((samples, took, calls))
     }
     .await;
     running.stop();
-    let (samples, took) = result?;
+    let (samples, took, calls) = result?;
     let kib = |r: Option<&Rss>| r.map_or(0, |r| r.current_kib);
     let (first, hundredth, last) = (
         kib(samples.first()),
@@ -558,7 +577,46 @@ async fn warm_memory(
         format!("no growth (<= {FLAT_RSS_KIB} KiB)"),
         growth <= FLAT_RSS_KIB,
     );
-    Ok((row, per_invocation))
+    let mut rows = vec![row];
+    rows.extend(calls.map(|calls| store_calls_row(target, &calls, warm)));
+    Ok((rows, per_invocation))
+}
+
+/// Each operation's count in `after` less its count in `before`.
+fn calls_since(
+    before: &Option<BTreeMap<String, u64>>,
+    after: BTreeMap<String, u64>,
+) -> BTreeMap<String, u64> {
+    after
+        .into_iter()
+        .map(|(op, n)| {
+            let earlier = before.as_ref().and_then(|b| b.get(&op)).copied();
+            (op, n - earlier.unwrap_or(0))
+        })
+        .filter(|(_, n)| *n > 0)
+        .collect()
+}
+
+/// The store round trips of one warm invocation, by operation: each is a network round trip on
+/// AWS, so this is where a function's time goes there (and it does not vary with the machine).
+fn store_calls_row(target: &Target, calls: &BTreeMap<String, u64>, warm: usize) -> Row {
+    let per = |n: u64| n as f64 / warm.max(1) as f64;
+    let total: u64 = calls.values().sum();
+    let each: Vec<String> = calls
+        .iter()
+        .map(|(op, n)| {
+            let op = op.rsplit_once('.').map_or(op.as_str(), |(_, name)| name);
+            // A cache's refreshes: a few in the whole run, not a fraction of one per call.
+            match per(*n) {
+                p if p < 0.1 => format!("{op} {n} in {warm}"),
+                p => format!("{op} {p:.1}"),
+            }
+        })
+        .collect();
+    Row::new(
+        format!("{}: store calls per warm invocation", target.name),
+        format!("{:.1} ({})", per(total), each.join(", ")),
+    )
 }
 
 /// The send function's batch: `fanout` messages in one event to a provider answering in 20 ms.

@@ -1,14 +1,16 @@
 //! The gateway under load: `byosms serve` on the embedded store in a fresh data directory with one
 //! Twilio connection, and `--concurrency` clients each sending correctly signed, unique Twilio
 //! status callbacks one after another (a closed loop: the next request when the answer came),
-//! bounded in count and time, to a loopback port only. Every status is new (a new provider
-//! message id): verification, parsing, the message lookup and a durable event write each time.
+//! bounded in count and time, to a loopback port only. Every status is new, for a message sent
+//! before the run (as nearly all are in production): verification, parsing, the message lookup,
+//! its status step and a durable event write each time.
 
 use byosms::domain::Provider;
 use byosms::pipeline::admin;
 use byosms::providers::{SampleEvent, SignedRequest};
 use byosms::webhook::{Route, RouteKind};
 use byosms::{Deps, Settings};
+use byosms_bench::fixture::store_sent_message;
 use byosms_bench::report::{Row, emit};
 use byosms_bench::stats::percentile;
 use std::path::PathBuf;
@@ -120,8 +122,8 @@ fn free_port() -> std::io::Result<u16> {
         .port())
 }
 
-/// Adds the connection to a fresh embedded store and signs every request up front, so the run
-/// measures the gateway and not the signing.
+/// Adds the connection and `count` sent messages to a fresh embedded store and signs a delivery
+/// report for each up front, so the run measures the gateway and not the signing.
 async fn seed_and_sign(
     dir: &std::path::Path,
     base: &url::Url,
@@ -147,17 +149,20 @@ async fn seed_and_sign(
         .get(Provider::Twilio)
         .ok_or("Twilio is registered")?;
     let url = Route::url(base, RouteKind::Status, Provider::Twilio, ORG).ok_or("a route URL")?;
-    (0..count)
-        .map(|i| {
-            let event = SampleEvent::Status {
-                message_id: None,
-                provider_message_id: format!("SM{i:032x}"),
-                provider_status: "delivered".into(),
-                error_code: None,
-            };
-            Ok(adapter.sample_webhook(&event, &url, &connection, &secrets)?)
-        })
-        .collect()
+    let mut signed = Vec::with_capacity(count);
+    for i in 0..count {
+        let sid = format!("SM{i:032x}");
+        let messages = deps.stores.messages.as_ref();
+        store_sent_message(messages, &connection, &format!("load-{i}"), &sid).await?;
+        let event = SampleEvent::Status {
+            message_id: None,
+            provider_message_id: sid,
+            provider_status: "delivered".into(),
+            error_code: None,
+        };
+        signed.push(adapter.sample_webhook(&event, &url, &connection, &secrets)?);
+    }
+    Ok(signed)
 }
 
 async fn wait_ready(client: &reqwest::Client, base: &url::Url) -> Result<(), Error> {
