@@ -33,6 +33,14 @@ use std::path::Path;
 /// (parsing and planning a statement cost more than running most of them).
 const STATEMENT_CACHE: usize = 64;
 
+/// The message a provider id names on a connection. A subquery, not a join: SQLite re-parses and
+/// re-plans a cached join of these two tables on every run once the tables are being written
+/// (its statement status counts a re-prepare per call), which was the gateway's single largest
+/// cost of a status webhook on the store's thread; the subquery stays prepared.
+const FIND_BY_PROVIDER_ID: &str = "SELECT doc FROM messages WHERE org_id = ?1 AND message_id =
+    (SELECT message_id FROM provider_ids
+     WHERE org_id = ?1 AND connection_id = ?2 AND provider_message_id = ?3)";
+
 pub const FILE_NAME: &str = "byosms.sqlite3";
 
 /// The schema of the first release (version 0). Never edited: a change is a new migration, so a
@@ -678,13 +686,9 @@ impl MessageStore for SqliteStore {
         );
         self.run(move |db| {
             let doc: Option<String> = db
-                .row(
-                    "SELECT m.doc FROM provider_ids AS p
-                     JOIN messages AS m ON m.org_id = p.org_id AND m.message_id = p.message_id
-                     WHERE p.org_id = ?1 AND p.connection_id = ?2 AND p.provider_message_id = ?3",
-                    params![org, conn, pmid],
-                    |row| row.get(0),
-                )
+                .row(FIND_BY_PROVIDER_ID, params![org, conn, pmid], |row| {
+                    row.get(0)
+                })
                 .optional()?;
             doc.map(|d| from_json(&d).map(ReadMessage::unversioned))
                 .transpose()
@@ -1051,6 +1055,61 @@ mod tests {
             created_at: at,
             updated_at: at,
         }
+    }
+
+    /// The status path (find by provider id, then the status step) as the gateway runs it, many
+    /// times over: the find's statement stays prepared (see [`FIND_BY_PROVIDER_ID`]).
+    #[tokio::test]
+    async fn finding_by_provider_id_keeps_its_statement_prepared() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        for i in 0..50 {
+            let record = MessageRecord {
+                message_id: format!("m{i}"),
+                send_state: SendState::Sending,
+                status: None,
+                provider_message_id: None,
+                parts: Vec::new(),
+                attempts: 0,
+                ..completed_record()
+            };
+            store.claim_message(&record).await.unwrap();
+            let done = SendCompletion {
+                send_state: SendState::Accepted,
+                status: Some(Status::Accepted),
+                provider_message_id: Some(format!("p{i}")),
+                part_ids: Vec::new(),
+                error: None,
+                attempts: 1,
+                at: Utc::now(),
+            };
+            store
+                .complete_send("O", &record.message_id, &done)
+                .await
+                .unwrap();
+        }
+        for i in 0..50 {
+            let pmid = format!("p{i}");
+            let mut found = store
+                .find_by_provider_message_id("O", "c1", &pmid)
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(found.record.message_id, format!("m{i}"));
+            let moved = store
+                .advance_status(&mut found, &pmid, Status::Delivered, Utc::now())
+                .await
+                .unwrap();
+            assert!(moved);
+        }
+        let reprepared = store
+            .run(|db| {
+                let statement = db.prepare_cached(FIND_BY_PROVIDER_ID)?;
+                Ok(statement.get_status(rusqlite::StatementStatus::RePrepare))
+            })
+            .await
+            .unwrap();
+        assert_eq!(reprepared, 0, "re-prepared on {reprepared} of 50 finds");
     }
 
     /// A file as the first release left it: a completed two-part message and a STOP.
