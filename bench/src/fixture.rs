@@ -137,9 +137,11 @@ impl Fixture {
             EventKind::Echo => Ok(json!({"ping": self.next_serial()})),
             EventKind::Send => Ok(self.send_request(1)),
             EventKind::Status => {
+                let (message_id, sid) = self.sent_message().await?;
+                // As Twilio calls back: to the URL the send gave it, our message id in its query.
                 let report = SampleEvent::Status {
-                    message_id: None,
-                    provider_message_id: self.sent_message().await?,
+                    message_id: Some(message_id),
+                    provider_message_id: sid,
                     provider_status: "delivered".into(),
                     error_code: None,
                 };
@@ -165,8 +167,9 @@ impl Fixture {
         json!({"orgId": ORG, "connectionId": CONNECTION, "userId": "bench", "messages": messages})
     }
 
-    /// Stores a message as the send function leaves it once Twilio accepted it; returns its sid.
-    async fn sent_message(&self) -> Result<String, FixtureError> {
+    /// Stores a message as the send function leaves it once Twilio accepted it; returns our id
+    /// and Twilio's sid of it.
+    async fn sent_message(&self) -> Result<(String, String), FixtureError> {
         let serial = self.next_serial();
         let (message_id, sid) = (format!("sent-{serial}"), format!("SM{serial:032x}"));
         store_sent_message(
@@ -177,7 +180,7 @@ impl Fixture {
         )
         .await
         .map_err(|e| FixtureError::Store(e.to_string()))?;
-        Ok(sid)
+        Ok((message_id, sid))
     }
 
     fn adapter(&self) -> &dyn ProviderAdapter {

@@ -151,11 +151,12 @@ async fn seed_and_sign(
     let url = Route::url(base, RouteKind::Status, Provider::Twilio, ORG).ok_or("a route URL")?;
     let mut signed = Vec::with_capacity(count);
     for i in 0..count {
-        let sid = format!("SM{i:032x}");
+        let (message_id, sid) = (format!("load-{i}"), format!("SM{i:032x}"));
         let messages = deps.stores.messages.as_ref();
-        store_sent_message(messages, &connection, &format!("load-{i}"), &sid).await?;
+        store_sent_message(messages, &connection, &message_id, &sid).await?;
+        // To the callback URL the send gave Twilio: our message id in its query.
         let event = SampleEvent::Status {
-            message_id: None,
+            message_id: Some(message_id),
             provider_message_id: sid,
             provider_status: "delivered".into(),
             error_code: None,
