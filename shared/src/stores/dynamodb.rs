@@ -23,7 +23,9 @@ use super::{
     Claim, ConnectionStore, DEDUPE_LIFETIME, HeldReport, INBOUND_PART_LIFETIME, InboundPart,
     JoinedReply, MessageStore, ReadMessage, StoreError, StoredPart, join_parts,
 };
-use crate::domain::{Connection, Event, MessageRecord, SendCompletion, SendState, Status};
+use crate::domain::{
+    Connection, Event, MessageRecord, SendCompletion, SendState, Status, StatusEvent,
+};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
@@ -457,6 +459,38 @@ impl DynamoStore {
         Ok(writes)
     }
 
+    /// What recording an event writes, in one transaction: its dedupe marker, unless one
+    /// exists (a repeat cancels the transaction with the marker's reason), and the event.
+    fn event_writes(
+        &self,
+        event: &Event,
+        dedupe_key: &str,
+    ) -> Result<[TransactWriteItem; 2], StoreError> {
+        let org_id = event.org_id();
+        let mut marker = key(org_id, format!("DEDUPE#{dedupe_key}"));
+        marker.insert("eventId".into(), s(event.event_id()));
+        marker.insert(
+            "expiresAt".into(),
+            n((Utc::now() + DEDUPE_LIFETIME).timestamp()),
+        );
+        let item = EventItem {
+            pk: format!("ORG#{org_id}"),
+            sk: format!(
+                "EVT#{}#{}",
+                event
+                    .received_at()
+                    .to_rfc3339_opts(SecondsFormat::Micros, true),
+                event.event_id()
+            ),
+            kind: "event".into(),
+            event: event.clone(),
+        };
+        Ok([
+            self.transact_put(marker, Some(("attribute_not_exists(pk)", Vec::new())))?,
+            self.transact_put(to_item(&item)?, None)?,
+        ])
+    }
+
     async fn put(&self, item: Item) -> Result<(), StoreError> {
         self.client
             .put_item()
@@ -719,32 +753,10 @@ impl MessageStore for DynamoStore {
     }
 
     async fn record_event(&self, event: &Event, dedupe_key: &str) -> Result<bool, StoreError> {
-        let org_id = event.org_id();
-        let mut marker = key(org_id, format!("DEDUPE#{dedupe_key}"));
-        marker.insert("eventId".into(), s(event.event_id()));
-        marker.insert(
-            "expiresAt".into(),
-            n((Utc::now() + DEDUPE_LIFETIME).timestamp()),
-        );
-        let item = EventItem {
-            pk: format!("ORG#{org_id}"),
-            sk: format!(
-                "EVT#{}#{}",
-                event
-                    .received_at()
-                    .to_rfc3339_opts(SecondsFormat::Micros, true),
-                event.event_id()
-            ),
-            kind: "event".into(),
-            event: event.clone(),
-        };
         let result = self
             .client
             .transact_write_items()
-            .transact_items(
-                self.transact_put(marker, Some(("attribute_not_exists(pk)", Vec::new())))?,
-            )
-            .transact_items(self.transact_put(to_item(&item)?, None)?)
+            .set_transact_items(Some(self.event_writes(event, dedupe_key)?.into()))
             .send()
             .await;
         match result {
@@ -752,6 +764,63 @@ impl MessageStore for DynamoStore {
             Err(err) if cancellation_codes(&err).first() == Some(&CONDITION_FAILED) => Ok(false),
             Err(err) => Err(unavailable(err)),
         }
+    }
+
+    async fn record_status_event(
+        &self,
+        message: &mut ReadMessage,
+        event: &StatusEvent,
+        dedupe_key: &str,
+    ) -> Result<bool, StoreError> {
+        let (pmid, status, at) = (&event.provider_message_id, event.status, event.received_at);
+        let stored_event = Event::Status(event.clone());
+        for _ in 0..MAX_UPDATE_RACES {
+            let mut record = message.record.clone();
+            record.apply_report(pmid, status, at);
+            if record == message.record {
+                // The step changes nothing on this read, nor on any later state of the record
+                // (the rule is monotonic): the event alone.
+                return self.record_event(&stored_event, dedupe_key).await;
+            }
+            // The record under the read's version first: its cancellation reason is the first,
+            // the dedupe marker's the second.
+            let item = MessageItem::new(record, message.version + 1);
+            let read_version = ("version = :v", vec![(":v", n(message.version))]);
+            let mut writes = vec![self.transact_put(to_item(&item)?, Some(read_version))?];
+            writes.extend(self.event_writes(&stored_event, dedupe_key)?);
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(writes))
+                .send()
+                .await;
+            let Err(err) = result else {
+                *message = item.into();
+                return Ok(true);
+            };
+            // Nothing of a cancelled transaction is written.
+            let codes = cancellation_codes(&err);
+            if codes.get(1) == Some(&CONDITION_FAILED) {
+                // A repeat of a recorded report: it records nothing but still takes its step,
+                // as on every store (the first delivery took it, so this is seldom a write).
+                self.advance_status(message, pmid, status, at).await?;
+                return Ok(false);
+            }
+            if codes.first() == Some(&CONDITION_FAILED) || codes.contains(&TRANSACTION_CONFLICT) {
+                let (org_id, message_id) = (&message.record.org_id, &message.record.message_id);
+                match self.load_message(org_id, message_id).await? {
+                    Some(latest) => *message = latest.into(),
+                    // A message removed since the read takes no step; its event still counts.
+                    None => return self.record_event(&stored_event, dedupe_key).await,
+                }
+                continue;
+            }
+            return Err(unavailable(err));
+        }
+        Err(StoreError::Unavailable(format!(
+            "message {} kept changing under concurrent updates",
+            message.record.message_id
+        )))
     }
 
     async fn list_events(&self, org_id: &str, limit: usize) -> Result<Vec<Event>, StoreError> {

@@ -164,6 +164,19 @@ pub trait MessageStore: Send + Sync {
     /// whether it was new.
     async fn record_event(&self, event: &Event, dedupe_key: &str) -> Result<bool, StoreError>;
 
+    /// A status report about `message`, whole: its status step (as [`Self::advance_status`]
+    /// takes it, for the event's provider id and status, at its `received_at`) and its event
+    /// (as [`Self::record_event`] records it, once per `dedupe_key`), in one atomic write: a
+    /// failure leaves neither, so a provider's retry finds nothing half done. A duplicate still
+    /// takes its step (the step is idempotent), as the two calls one after the other would. On
+    /// return `message` holds the record as stored. Returns whether the event was new.
+    async fn record_status_event(
+        &self,
+        message: &mut ReadMessage,
+        event: &StatusEvent,
+        dedupe_key: &str,
+    ) -> Result<bool, StoreError>;
+
     /// The org's events, oldest first.
     async fn list_events(&self, org_id: &str, limit: usize) -> Result<Vec<Event>, StoreError>;
 
@@ -242,8 +255,8 @@ impl HeldReport {
 /// How long a held report waits for its message (see [`HeldReport::expires_at`]).
 pub const HELD_REPORT_LIFETIME: chrono::TimeDelta = chrono::TimeDelta::hours(24);
 
-/// Applies every report held for one of the message's provider ids: its status step, then its
-/// event (now naming the message), then forgets it. Each step is idempotent (monotonic status,
+/// Applies every report held for one of the message's provider ids: its status step and its
+/// event (now naming the message) in one write, then forgets it. Each step is idempotent (monotonic status,
 /// deduped event), so two callers racing (the send's completion and a report's second look)
 /// record one event; a failure midway leaves the report held for the next caller. Returns the
 /// events recorded.
@@ -264,20 +277,14 @@ pub async fn release_held_reports(
             .held_reports(&org_id, &connection_id, provider_message_id)
             .await?;
         for report in held {
-            let event = &report.event;
-            store
-                .advance_status(
-                    &mut message,
-                    &event.provider_message_id,
-                    event.status,
-                    event.received_at,
-                )
-                .await?;
-            let claimed = Event::Status(StatusEvent {
+            let claimed = StatusEvent {
                 message_id: Some(message_id.clone()),
-                ..event.clone()
-            });
-            if store.record_event(&claimed, &report.dedupe_key).await? {
+                ..report.event.clone()
+            };
+            if store
+                .record_status_event(&mut message, &claimed, &report.dedupe_key)
+                .await?
+            {
                 recorded += 1;
             }
             store.forget_held_report(&report).await?;

@@ -23,6 +23,7 @@ use super::{
 };
 use crate::domain::{
     Connection, ConnectionSecrets, Event, MessageRecord, SendCompletion, SendState, Status,
+    StatusEvent,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -432,6 +433,73 @@ fn save_message(tx: &rusqlite::Connection, record: &MessageRecord) -> Result<(),
 }
 
 /// Points every provider id of the record at it, on its connection.
+/// Applies a status report to the stored record, read again here under the write lock (a
+/// local read costs next to nothing, and no version is needed). Returns the record as stored and
+/// whether its status moved; `None` when the message is gone.
+fn step_status(
+    tx: &rusqlite::Connection,
+    org_id: &str,
+    message_id: &str,
+    provider_message_id: &str,
+    status: Status,
+    at: DateTime<Utc>,
+) -> Result<Option<(MessageRecord, bool)>, StoreError> {
+    let Some(mut record) = load_message(tx, org_id, message_id)? else {
+        return Ok(None);
+    };
+    let before = record.clone();
+    let moved = record.apply_report(provider_message_id, status, at);
+    if record != before {
+        save_message(tx, &record)?;
+    }
+    Ok(Some((record, moved)))
+}
+
+/// An event with its dedupe key, ready to be recorded inside a transaction.
+struct DedupeMarker {
+    org_id: String,
+    dedupe_key: String,
+    doc: String,
+}
+
+impl DedupeMarker {
+    fn new(event: &Event, dedupe_key: &str) -> Result<Self, StoreError> {
+        Ok(Self {
+            org_id: event.org_id().to_string(),
+            dedupe_key: dedupe_key.to_string(),
+            doc: to_json(event)?,
+        })
+    }
+
+    /// Records the event unless its key was recorded (and has not expired); returns whether
+    /// it was new.
+    fn record(&self, tx: &rusqlite::Connection) -> Result<bool, StoreError> {
+        let now = Utc::now();
+        // Expired markers go first (the index makes this free when none has expired), so that
+        // an expired key counts as new and the table stays as large as 30 days' webhooks.
+        tx.exec(
+            "DELETE FROM dedupe_markers WHERE expires_at_micros <= ?1",
+            params![now.timestamp_micros()],
+        )?;
+        let new = tx.exec(
+            "INSERT OR IGNORE INTO dedupe_markers (org_id, dedupe_key, expires_at_micros)
+             VALUES (?1, ?2, ?3)",
+            params![
+                self.org_id,
+                self.dedupe_key,
+                (now + DEDUPE_LIFETIME).timestamp_micros()
+            ],
+        )? == 1;
+        if new {
+            tx.exec(
+                "INSERT INTO events (org_id, doc) VALUES (?1, ?2)",
+                params![self.org_id, self.doc],
+            )?;
+        }
+        Ok(new)
+    }
+}
+
 fn index_provider_ids(tx: &rusqlite::Connection, record: &MessageRecord) -> Result<(), StoreError> {
     let mut stmt = tx.prepare_cached(
         "INSERT INTO provider_ids (org_id, connection_id, provider_message_id, message_id)
@@ -708,24 +776,15 @@ impl MessageStore for SqliteStore {
             message.record.message_id.clone(),
             provider_message_id.to_string(),
         );
-        // The read is taken again under the write lock: a local read costs next to nothing,
-        // and no version is needed.
-        let stored = self
+        let stepped = self
             .run(move |db| {
                 let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                let Some(mut record) = load_message(&tx, &org, &id)? else {
-                    return Ok(None);
-                };
-                let before = record.clone();
-                let moved = record.apply_report(&pmid, status, at);
-                if record != before {
-                    save_message(&tx, &record)?;
-                }
+                let stepped = step_status(&tx, &org, &id, &pmid, status, at)?;
                 tx.commit()?;
-                Ok(Some((record, moved)))
+                Ok(stepped)
             })
             .await?;
-        Ok(match stored {
+        Ok(match stepped {
             Some((record, moved)) => {
                 message.record = record;
                 moved
@@ -735,36 +794,46 @@ impl MessageStore for SqliteStore {
     }
 
     async fn record_event(&self, event: &Event, dedupe_key: &str) -> Result<bool, StoreError> {
-        let (org, key, doc) = (
-            event.org_id().to_string(),
-            dedupe_key.to_string(),
-            to_json(event)?,
-        );
-        let now = Utc::now().timestamp_micros();
-        let expires = (Utc::now() + DEDUPE_LIFETIME).timestamp_micros();
+        let marker = DedupeMarker::new(event, dedupe_key)?;
         self.run(move |db| {
             let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            // Expired markers go first (the index makes this free when none has expired), so
-            // that an expired key counts as new and the table stays as large as 30 days' webhooks.
-            tx.exec(
-                "DELETE FROM dedupe_markers WHERE expires_at_micros <= ?1",
-                params![now],
-            )?;
-            let new = tx.exec(
-                "INSERT OR IGNORE INTO dedupe_markers (org_id, dedupe_key, expires_at_micros)
-                 VALUES (?1, ?2, ?3)",
-                params![org, key, expires],
-            )? == 1;
-            if new {
-                tx.exec(
-                    "INSERT INTO events (org_id, doc) VALUES (?1, ?2)",
-                    params![org, doc],
-                )?;
-            }
+            let new = marker.record(&tx)?;
             tx.commit()?;
             Ok(new)
         })
         .await
+    }
+
+    async fn record_status_event(
+        &self,
+        message: &mut ReadMessage,
+        event: &StatusEvent,
+        dedupe_key: &str,
+    ) -> Result<bool, StoreError> {
+        let marker = DedupeMarker::new(&Event::Status(event.clone()), dedupe_key)?;
+        let (org, id) = (
+            message.record.org_id.clone(),
+            message.record.message_id.clone(),
+        );
+        let (pmid, status, at) = (
+            event.provider_message_id.clone(),
+            event.status,
+            event.received_at,
+        );
+        // One transaction, so one commit: on the gateway a commit is most of a write's cost.
+        let (stepped, new) = self
+            .run(move |db| {
+                let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let stepped = step_status(&tx, &org, &id, &pmid, status, at)?;
+                let new = marker.record(&tx)?;
+                tx.commit()?;
+                Ok((stepped, new))
+            })
+            .await?;
+        if let Some((record, _)) = stepped {
+            message.record = record;
+        }
+        Ok(new)
     }
 
     async fn list_events(&self, org_id: &str, limit: usize) -> Result<Vec<Event>, StoreError> {

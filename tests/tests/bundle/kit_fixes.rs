@@ -5,7 +5,9 @@
 
 use crate::support::*;
 use crate::webhooks::twilio_request;
-use byosms::domain::{Connection, ConnectionSecrets, Event, MessageRecord, SendCompletion, Status};
+use byosms::domain::{
+    Connection, ConnectionSecrets, Event, MessageRecord, SendCompletion, Status, StatusEvent,
+};
 use byosms::pipeline::receive::receive;
 use byosms::pipeline::send::{ResultStatus, SendItem, SendRequest, send};
 use byosms::stores::{
@@ -78,6 +80,14 @@ impl MessageStore for FlakyMessages {
     }
     async fn record_event(&self, e: &Event, k: &str) -> Result<bool, StoreError> {
         self.inner.record_event(e, k).await
+    }
+    async fn record_status_event(
+        &self,
+        m: &mut ReadMessage,
+        e: &StatusEvent,
+        k: &str,
+    ) -> Result<bool, StoreError> {
+        self.inner.record_status_event(m, e, k).await
     }
     async fn list_events(&self, o: &str, l: usize) -> Result<Vec<Event>, StoreError> {
         self.inner.list_events(o, l).await

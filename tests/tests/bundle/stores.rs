@@ -4,7 +4,7 @@
 use crate::support::*;
 use byosms::domain::{
     Access, Connection, ConnectionSecrets, Event, InboundEvent, MessageRecord, Provider,
-    SendCompletion, SendState, Status,
+    SendCompletion, SendState, Status, StatusEvent,
 };
 use byosms::stores::{Claim, InboundPart, JoinedReply, MessageStore};
 use chrono::{TimeDelta, Utc};
@@ -322,6 +322,164 @@ async fn concurrent_status_updates_keep_the_highest() {
         for t in tasks {
             t.await.unwrap();
         }
+        let status = m.get_message(ORG, "m1").await.unwrap().unwrap().status;
+        assert_eq!(status, Some(Status::Delivered), "{backend:?}");
+    }
+}
+
+fn status_event(id: &str, message_id: &str, pmid: &str, status: Status) -> StatusEvent {
+    StatusEvent {
+        event_id: id.into(),
+        org_id: ORG.into(),
+        connection_id: "conn_1".into(),
+        provider: Provider::Twilio,
+        provider_message_id: pmid.into(),
+        message_id: Some(message_id.into()),
+        status,
+        provider_status: format!("{status:?}").to_lowercase(),
+        error_code: None,
+        occurred_at: None,
+        received_at: Utc::now(),
+    }
+}
+
+fn event_ids(events: &[Event]) -> Vec<&str> {
+    events.iter().map(|e| e.event_id()).collect()
+}
+
+/// A status report's step and its event are one write: once per dedupe key, from whatever read
+/// found the message, and a repeat still takes its step.
+#[tokio::test]
+async fn a_status_event_takes_its_step_and_is_recorded_once() {
+    for backend in BACKENDS {
+        let deps = deps(backend, settings(None)).await;
+        let m = deps.stores.messages.as_ref();
+        m.claim_message(&record("m1", TO)).await.unwrap();
+        m.complete_send(ORG, "m1", &accepted("SM1")).await.unwrap();
+
+        let mut read = m.read_message(ORG, "m1").await.unwrap().unwrap();
+        let sent = status_event("e-sent", "m1", "SM1", Status::Sent);
+        assert!(
+            m.record_status_event(&mut read, &sent, "k-sent")
+                .await
+                .unwrap()
+        );
+        let stored = m.get_message(ORG, "m1").await.unwrap().unwrap();
+        assert_eq!(stored.status, Some(Status::Sent), "{backend:?}");
+        assert_eq!(
+            read.record, stored,
+            "{backend:?}: the read holds what is stored"
+        );
+
+        // A repeat from the same (now stored) read: no second event, nothing changes.
+        let again = status_event("e-sent-again", "m1", "SM1", Status::Sent);
+        assert!(
+            !m.record_status_event(&mut read, &again, "k-sent")
+                .await
+                .unwrap()
+        );
+
+        // From a read taken before the step: the next report lands on the stored record.
+        let mut stale = m.read_message(ORG, "m1").await.unwrap().unwrap();
+        assert!(advance(m, "m1", "SM1", Status::Delivered).await);
+        let behind = status_event("e-queued", "m1", "SM1", Status::Queued);
+        assert!(
+            m.record_status_event(&mut stale, &behind, "k-queued")
+                .await
+                .unwrap()
+        );
+        let read_report = status_event("e-read", "m1", "SM1", Status::Read);
+        assert!(
+            m.record_status_event(&mut stale, &read_report, "k-read")
+                .await
+                .unwrap()
+        );
+        let stored = m.get_message(ORG, "m1").await.unwrap().unwrap();
+        assert_eq!(stored.status, Some(Status::Read), "{backend:?}");
+        assert_eq!(stale.record, stored, "{backend:?}");
+        assert_eq!(
+            event_ids(&m.list_events(ORG, 100).await.unwrap()),
+            ["e-sent", "e-queued", "e-read"],
+            "{backend:?}"
+        );
+
+        // An event recorded without its step (as a store of an earlier release could leave
+        // it): the repeat takes the step and records nothing.
+        m.claim_message(&record("m2", TO)).await.unwrap();
+        m.complete_send(ORG, "m2", &accepted("SM2")).await.unwrap();
+        let delivered = status_event("e-m2", "m2", "SM2", Status::Delivered);
+        let recorded_alone = Event::Status(delivered.clone());
+        assert!(m.record_event(&recorded_alone, "k-m2").await.unwrap());
+        let mut read = m.read_message(ORG, "m2").await.unwrap().unwrap();
+        let repeat = status_event("e-m2-again", "m2", "SM2", Status::Delivered);
+        assert!(
+            !m.record_status_event(&mut read, &repeat, "k-m2")
+                .await
+                .unwrap()
+        );
+        let stored = m.get_message(ORG, "m2").await.unwrap().unwrap();
+        assert_eq!(stored.status, Some(Status::Delivered), "{backend:?}");
+        assert_eq!(read.record, stored, "{backend:?}");
+
+        // A claim given back after the read: the event stands, no record comes back.
+        m.claim_message(&record("m3", TO)).await.unwrap();
+        let mut gone = m.read_message(ORG, "m3").await.unwrap().unwrap();
+        m.release_claim(ORG, "m3").await.unwrap();
+        let late = status_event("e-m3", "m3", "SM3", Status::Delivered);
+        assert!(
+            m.record_status_event(&mut gone, &late, "k-m3")
+                .await
+                .unwrap()
+        );
+        assert!(
+            m.get_message(ORG, "m3").await.unwrap().is_none(),
+            "{backend:?}"
+        );
+        let events = m.list_events(ORG, 100).await.unwrap();
+        assert_eq!(event_ids(&events).last(), Some(&"e-m3"), "{backend:?}");
+    }
+}
+
+/// Reports racing from one stale read: every distinct report is recorded once, repeats are not,
+/// and the record ends at the highest status. Racing transactions: not on moto (see
+/// [`isolated_backends`]); scripts/test runs it on the AWS stand-in.
+#[tokio::test]
+async fn racing_status_events_keep_the_highest_and_record_each_report_once() {
+    for backend in isolated_backends() {
+        let deps = deps(backend, settings(None)).await;
+        let m = deps.stores.messages.clone();
+        m.claim_message(&record("m1", TO)).await.unwrap();
+        m.complete_send(ORG, "m1", &accepted("SM1")).await.unwrap();
+        let read = m.read_message(ORG, "m1").await.unwrap().unwrap();
+        let reports = [
+            ("k-sent", Status::Sent),
+            ("k-delivered", Status::Delivered),
+            ("k-sent", Status::Sent),
+            ("k-queued", Status::Queued),
+            ("k-delivered", Status::Delivered),
+            ("k-delivered", Status::Delivered),
+        ];
+        let tasks: Vec<_> = reports
+            .into_iter()
+            .enumerate()
+            .map(|(i, (key, status))| {
+                let (m, mut read) = (m.clone(), read.clone());
+                let event = status_event(&format!("e{i}"), "m1", "SM1", status);
+                tokio::spawn(
+                    async move { m.record_status_event(&mut read, &event, key).await.unwrap() },
+                )
+            })
+            .collect();
+        let mut new = 0;
+        for t in tasks {
+            new += usize::from(t.await.unwrap());
+        }
+        assert_eq!(new, 3, "{backend:?}: one event per distinct report");
+        assert_eq!(
+            m.list_events(ORG, 100).await.unwrap().len(),
+            3,
+            "{backend:?}"
+        );
         let status = m.get_message(ORG, "m1").await.unwrap().unwrap().status;
         assert_eq!(status, Some(Status::Delivered), "{backend:?}");
     }

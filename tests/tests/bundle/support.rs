@@ -29,6 +29,20 @@ pub enum Backend {
 
 pub const BACKENDS: [Backend; 2] = [Backend::Embedded, Backend::Aws];
 
+/// The backends whose transactions stay isolated when several run at once, as DynamoDB's are
+/// (serializable): the embedded store always; the AWS backend only when `scripts/test` points it
+/// at the benchmarks' stand-in (`BYOSMS_TEST_AWS_ISOLATED=1`), not at moto. moto 5.2.5's
+/// `transact_write_items` takes no lock: concurrent transactions interleave their condition
+/// checks, and a cancelled one restores a snapshot of the table over the others' writes. Tests of
+/// racing transactions use these; everything else runs on [`BACKENDS`].
+pub fn isolated_backends() -> Vec<Backend> {
+    let aws_isolated = std::env::var("BYOSMS_TEST_AWS_ISOLATED").is_ok_and(|v| v == "1");
+    BACKENDS
+        .into_iter()
+        .filter(|b| *b == Backend::Embedded || aws_isolated)
+        .collect()
+}
+
 /// Keeps a test's embedded data directory alive.
 pub struct TestDeps {
     pub deps: Deps,

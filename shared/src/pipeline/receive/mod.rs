@@ -83,6 +83,15 @@ pub struct Recorded {
 }
 
 impl Recorded {
+    /// One event written: new, or a repeat of one recorded before.
+    fn count(&mut self, new: bool) {
+        if new {
+            self.events += 1;
+        } else {
+            self.duplicates += 1;
+        }
+    }
+
     fn add(&mut self, other: Recorded) {
         self.events += other.events;
         self.duplicates += other.duplicates;
@@ -340,24 +349,12 @@ async fn record_status(
 ) -> Result<(), ReceiveError> {
     let messages = &deps.stores.messages;
     let org_id = &connection.org_id;
-    let mut found = find_reported_message(deps, connection, report).await?;
+    let found = find_reported_message(deps, connection, report).await?;
     let happened_at = report.occurred_at.unwrap_or(request.received_at);
-    // The status moves first: if the event write then fails, the provider's retry records the
-    // event and the (idempotent) status step changes nothing.
-    if let Some(message) = &mut found {
-        messages
-            .advance_status(
-                message,
-                &report.provider_message_id,
-                report.status,
-                request.received_at,
-            )
-            .await?;
-    }
-    let message = found.map(|read| read.record);
     // An opt-out stands even when we cannot find the message (sent by another system on a
-    // shared account): the report's recipient is the number.
-    let opted_out_number = message.as_ref().map(|m| m.to.clone()).or_else(|| {
+    // shared account): the report's recipient is the number. It is written before the event:
+    // if it fails, the provider's retry finds no event yet and writes it again.
+    let opted_out_number = found.as_ref().map(|m| m.record.to.clone()).or_else(|| {
         report
             .recipient
             .as_deref()
@@ -377,17 +374,22 @@ async fn record_status(
         connection_id: connection.connection_id.clone(),
         provider: connection.provider,
         provider_message_id: report.provider_message_id.clone(),
-        message_id: message.as_ref().map(|m| m.message_id.clone()),
+        message_id: found.as_ref().map(|m| m.record.message_id.clone()),
         status: report.status,
         provider_status: report.provider_status.clone(),
         error_code: report.error_code.clone(),
         occurred_at: report.occurred_at,
         received_at: request.received_at,
     };
-    match message {
-        Some(_) => {
-            let event = Event::Status(event);
-            record_event(deps, connection, &event, &report.dedupe_key, recorded).await
+    match found {
+        // The status step and the event in one write.
+        Some(mut message) => {
+            let key = scoped_dedupe_key(connection, &report.dedupe_key);
+            let new = messages
+                .record_status_event(&mut message, &event, &key)
+                .await?;
+            recorded.count(new);
+            Ok(())
         }
         None => hold_report(deps, connection, event, &report.dedupe_key, recorded).await,
     }
@@ -406,7 +408,7 @@ async fn hold_report(
 ) -> Result<(), ReceiveError> {
     let messages = &deps.stores.messages;
     let held = HeldReport {
-        dedupe_key: format!("{}:{dedupe_key}", connection.connection_id),
+        dedupe_key: scoped_dedupe_key(connection, dedupe_key),
         event,
     };
     if messages.hold_report(&held).await? {
@@ -427,7 +429,13 @@ async fn hold_report(
     Ok(())
 }
 
-/// Records the event once per dedupe key, scoped to the connection that owns the report.
+/// A provider's dedupe key, scoped to the connection that owns the report: events are recorded
+/// once per key and connection.
+fn scoped_dedupe_key(connection: &Connection, dedupe_key: &str) -> String {
+    format!("{}:{dedupe_key}", connection.connection_id)
+}
+
+/// Records the event once per dedupe key and connection.
 async fn record_event(
     deps: &Deps,
     connection: &Connection,
@@ -435,12 +443,9 @@ async fn record_event(
     dedupe_key: &str,
     recorded: &mut Recorded,
 ) -> Result<(), ReceiveError> {
-    let key = format!("{}:{dedupe_key}", connection.connection_id);
-    if deps.stores.messages.record_event(event, &key).await? {
-        recorded.events += 1;
-    } else {
-        recorded.duplicates += 1;
-    }
+    let key = scoped_dedupe_key(connection, dedupe_key);
+    let new = deps.stores.messages.record_event(event, &key).await?;
+    recorded.count(new);
     Ok(())
 }
 
