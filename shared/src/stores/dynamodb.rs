@@ -491,6 +491,20 @@ impl DynamoStore {
         ])
     }
 
+    /// One `TransactWriteItems`: all of `writes` or, when cancelled, none (its cancellation
+    /// reasons say which item's condition failed, in the order given).
+    async fn transact(
+        &self,
+        writes: Vec<TransactWriteItem>,
+    ) -> Result<(), SdkError<TransactWriteItemsError>> {
+        self.client
+            .transact_write_items()
+            .set_transact_items(Some(writes))
+            .send()
+            .await
+            .map(|_| ())
+    }
+
     async fn put(&self, item: Item) -> Result<(), StoreError> {
         self.client
             .put_item()
@@ -653,13 +667,7 @@ impl MessageStore for DynamoStore {
             let read_version = item.version;
             item.version += 1;
             let writes = self.completion_writes(&item, read_version, link_reply)?;
-            let result = self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(writes))
-                .send()
-                .await;
-            let Err(err) = result else {
+            let Err(err) = self.transact(writes).await else {
                 let stored = ReadMessage::from(item);
                 // Reports that beat this write were held: now they find their message.
                 super::release_after_send(self, &stored).await;
@@ -753,13 +761,10 @@ impl MessageStore for DynamoStore {
     }
 
     async fn record_event(&self, event: &Event, dedupe_key: &str) -> Result<bool, StoreError> {
-        let result = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(self.event_writes(event, dedupe_key)?.into()))
-            .send()
-            .await;
-        match result {
+        match self
+            .transact(self.event_writes(event, dedupe_key)?.into())
+            .await
+        {
             Ok(_) => Ok(true),
             Err(err) if cancellation_codes(&err).first() == Some(&CONDITION_FAILED) => Ok(false),
             Err(err) => Err(unavailable(err)),
@@ -788,13 +793,7 @@ impl MessageStore for DynamoStore {
             let read_version = ("version = :v", vec![(":v", n(message.version))]);
             let mut writes = vec![self.transact_put(to_item(&item)?, Some(read_version))?];
             writes.extend(self.event_writes(&stored_event, dedupe_key)?);
-            let result = self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(writes))
-                .send()
-                .await;
-            let Err(err) = result else {
+            let Err(err) = self.transact(writes).await else {
                 *message = item.into();
                 return Ok(true);
             };
@@ -947,12 +946,7 @@ impl MessageStore for DynamoStore {
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
         for chunk in deletes.chunks(MAX_TRANSACTION_ITEMS) {
-            self.client
-                .transact_write_items()
-                .set_transact_items(Some(chunk.to_vec()))
-                .send()
-                .await
-                .map_err(unavailable)?;
+            self.transact(chunk.to_vec()).await.map_err(unavailable)?;
         }
         Ok(())
     }
