@@ -432,7 +432,6 @@ fn save_message(tx: &rusqlite::Connection, record: &MessageRecord) -> Result<(),
     Ok(())
 }
 
-/// Points every provider id of the record at it, on its connection.
 /// Applies a status report to the stored record, read again here under the write lock (a
 /// local read costs next to nothing, and no version is needed). Returns the record as stored and
 /// whether its status moved; `None` when the message is gone.
@@ -500,6 +499,7 @@ impl DedupeMarker {
     }
 }
 
+/// Points every provider id of the record at it, on its connection.
 fn index_provider_ids(tx: &rusqlite::Connection, record: &MessageRecord) -> Result<(), StoreError> {
     let mut stmt = tx.prepare_cached(
         "INSERT INTO provider_ids (org_id, connection_id, provider_message_id, message_id)
