@@ -24,7 +24,6 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, BTreeSet};
 use subtle::ConstantTimeEq;
 use url::Url;
 
@@ -128,20 +127,55 @@ fn validate_from(from: &str) -> Result<String, String> {
 /// `base64(HMAC-SHA1(authToken, url + concat(sorted name + value)))`. Repeated names contribute
 /// each distinct value once, in sorted order (as twilio-python does).
 pub fn signature(auth_token: &str, url: &str, params: &[(String, String)]) -> String {
-    let mut sorted: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
-    for (k, v) in params {
-        sorted.entry(k).or_default().insert(v);
+    SigningKey::new(auth_token).sign(url, &signed_params(params))
+}
+
+/// What the parameters add to the signed string: each name and distinct value, sorted by name
+/// and then by value (sorting the pairs orders both at once). Built once per request, however
+/// many URL forms are then tried.
+fn signed_params(params: &[(String, String)]) -> Vec<u8> {
+    let mut pairs: Vec<(&str, &str)> = params
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    pairs.sort_unstable();
+    pairs.dedup();
+    let mut signed = Vec::with_capacity(pairs.iter().map(|(k, v)| k.len() + v.len()).sum());
+    for (k, v) in pairs {
+        signed.extend_from_slice(k.as_bytes());
+        signed.extend_from_slice(v.as_bytes());
     }
-    let mut mac = Hmac::<Sha1>::new_from_slice(auth_token.as_bytes())
-        .expect("HMAC takes a key of any length");
-    mac.update(url.as_bytes());
-    for (k, values) in sorted {
-        for v in values {
-            mac.update(k.as_bytes());
-            mac.update(v.as_bytes());
-        }
+    signed
+}
+
+/// The auth token's HMAC, keyed once and cloned for each URL form tried.
+struct SigningKey(Hmac<Sha1>);
+
+impl SigningKey {
+    fn new(auth_token: &str) -> Self {
+        Self(Hmac::new_from_slice(auth_token.as_bytes()).expect("HMAC takes a key of any length"))
     }
-    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+
+    fn sign(&self, url: &str, signed_params: &[u8]) -> String {
+        let mut mac = self.0.clone();
+        mac.update(url.as_bytes());
+        mac.update(signed_params);
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    }
+
+    /// Whether `header` signs `signed_params` under one of the URL forms Twilio may have used.
+    /// The URL as given is what Twilio signs almost always, so the other forms are only built
+    /// when it does not match.
+    fn matches(&self, header: &str, url: &str, signed_params: &[u8]) -> bool {
+        let matches = |form: &str| {
+            bool::from(
+                self.sign(form, signed_params)
+                    .as_bytes()
+                    .ct_eq(header.as_bytes()),
+            )
+        };
+        matches(url) || url_variants(url).iter().skip(1).any(|form| matches(form))
+    }
 }
 
 /// The URL forms Twilio may have signed: as given, without the port, and with the default port;
@@ -437,19 +471,19 @@ impl ProviderAdapter for Twilio {
         let token = secrets
             .expose("authToken")
             .ok_or(AuthError::Invalid("X-Twilio-Signature"))?;
-        // Only a form POST signs its parameters; GET and JSON sign the URL alone.
-        let signed_params = if request.method == http::Method::POST && !request.is_json() {
-            request
-                .form_pairs()
-                .ok_or(AuthError::Invalid("X-Twilio-Signature"))?
+        // Only a form POST signs its parameters; GET and JSON sign the URL alone. The form is
+        // parsed once: it is checked for the account below too.
+        let form = if request.method == http::Method::POST && !request.is_json() {
+            Some(
+                request
+                    .form_pairs()
+                    .ok_or(AuthError::Invalid("X-Twilio-Signature"))?,
+            )
         } else {
-            Vec::new()
+            None
         };
-        let matches = url_variants(&request.public_url).iter().any(|url| {
-            let expected = signature(token, url, &signed_params);
-            bool::from(expected.as_bytes().ct_eq(header.as_bytes()))
-        });
-        if !matches {
+        let signed = form.as_deref().map(signed_params).unwrap_or_default();
+        if !SigningKey::new(token).matches(header, &request.public_url, &signed) {
             return Err(AuthError::Invalid("X-Twilio-Signature"));
         }
         if request.is_json() {
@@ -470,7 +504,11 @@ impl ProviderAdapter for Twilio {
         }
         // A valid signature from another account's token cannot happen, but a subaccount or a
         // copied token could sign for the wrong connection: the account must match too.
-        if let Ok(params) = webhook_params(request)
+        let params = match form {
+            Some(form) => Ok(form),
+            None => webhook_params(request),
+        };
+        if let Ok(params) = params
             && let Some(account) = param(&params, "AccountSid")
             && Some(account) != connection.setting("accountSid")
         {
