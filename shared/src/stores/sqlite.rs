@@ -284,7 +284,16 @@ pub struct SqliteStore {
     jobs: std::sync::mpsc::Sender<Job>,
 }
 
-type Job = Box<dyn FnOnce(&mut rusqlite::Connection) + Send>;
+/// A call's database work. It runs inside its batch's transaction and leaves its answer to be
+/// sent once that transaction's commit is known.
+type Job = Box<dyn FnOnce(&mut rusqlite::Connection) -> Answer + Send>;
+
+/// Sends a job's result to its caller, given how its batch's commit went.
+type Answer = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+
+/// The most jobs one transaction takes. Every job in a batch waits for the batch's commit, so
+/// the bound caps what a call can wait behind; 64 is the gateway's load run's concurrency.
+const MAX_BATCH: usize = 64;
 
 impl From<rusqlite::Error> for StoreError {
     fn from(err: rusqlite::Error) -> Self {
@@ -346,13 +355,15 @@ impl SqliteStore {
         std::thread::Builder::new()
             .name("byosms-sqlite".into())
             .spawn(move || {
-                // One connection serves every job, one after another, until every handle is
-                // gone. SQLite runs one writer at a time anyway; a thread that owns the
-                // connection replaces a lock that each of many blocking-pool threads would
-                // wait on (under load, most of the gateway's CPU went to those waits and
-                // wake-ups). A job that panics loses its own answer, never the thread.
-                for job in queue {
-                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut db)));
+                // One connection serves every job, until every handle is gone. SQLite runs one
+                // writer at a time anyway; a thread that owns the connection replaces a lock
+                // that each of many blocking-pool threads would wait on (under load, most of
+                // the gateway's CPU went to those waits and wake-ups).
+                while let Ok(first) = queue.recv() {
+                    let batch: Vec<Job> = std::iter::once(first)
+                        .chain(queue.try_iter().take(MAX_BATCH - 1))
+                        .collect();
+                    run_batch(&mut db, batch);
                 }
             })
             .map_err(StoreError::unavailable)?;
@@ -366,7 +377,12 @@ impl SqliteStore {
     ) -> Result<T, StoreError> {
         let (answer, answered) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move |db| {
-            let _ = answer.send(work(db));
+            let result = work(db);
+            Box::new(move |committed: Result<(), StoreError>| {
+                // A result is only as good as its commit: a batch that failed to commit
+                // answers every job in it with that failure, and the caller retries.
+                let _ = answer.send(committed.and(result));
+            })
         });
         self.jobs.send(job).map_err(|_| {
             StoreError::Unavailable("the embedded store's thread has stopped".into())
@@ -375,6 +391,60 @@ impl SqliteStore {
             StoreError::Unavailable("the embedded store failed while answering".into())
         })?
     }
+}
+
+/// Runs the jobs waiting together in one transaction: one commit for the lot (group commit).
+///
+/// Under load most of a write's cost was its commit: each one appends every page it changed to
+/// the WAL, and the status webhooks of a busy gateway change the same few pages (the newest
+/// events, the newest dedupe markers). Each job's own transaction is a savepoint inside this
+/// one, so a job that fails or panics takes back only its own writes; the others still commit.
+/// No answer is sent before the commit, so nothing is acknowledged that could still be lost.
+fn run_batch(db: &mut rusqlite::Connection, batch: Vec<Job>) {
+    let mut jobs = batch.into_iter();
+    while jobs.len() > 0 {
+        if let Err(err) = db.execute_batch("BEGIN IMMEDIATE") {
+            // Another process held the write lock past the busy timeout. Each job then runs on
+            // its own, its savepoint its whole transaction, as the store ran before batching.
+            tracing::warn!(error = %err, "embedded store: no batch transaction, running jobs one by one");
+            for job in jobs.by_ref() {
+                if let Some(answer) = run_job(db, job) {
+                    answer(Ok(()));
+                }
+            }
+            return;
+        }
+        let mut answers = Vec::new();
+        let mut rolled_back = false;
+        for job in jobs.by_ref() {
+            answers.extend(run_job(db, job));
+            // Some errors (a full disk, an I/O error) make SQLite roll the whole transaction
+            // back: every job so far lost its writes, and the rest start a new batch.
+            if db.is_autocommit() {
+                rolled_back = true;
+                break;
+            }
+        }
+        let committed = if rolled_back {
+            Err("the batch's transaction was rolled back".to_string())
+        } else {
+            db.execute_batch("COMMIT").map_err(|err| {
+                let _ = db.execute_batch("ROLLBACK");
+                err.to_string()
+            })
+        };
+        for answer in answers {
+            answer(committed.clone().map_err(|err| {
+                StoreError::Unavailable(format!("the embedded store could not commit: {err}"))
+            }));
+        }
+    }
+}
+
+/// Runs one job. A job that panics loses its own answer (its caller hears that the store
+/// failed), never the thread or the other jobs' work: its savepoint rolls back as it unwinds.
+fn run_job(db: &mut rusqlite::Connection, job: Job) -> Option<Answer> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(db))).ok()
 }
 
 #[cfg(unix)]
@@ -656,7 +726,7 @@ impl MessageStore for SqliteStore {
     async fn claim_message(&self, record: &MessageRecord) -> Result<Claim, StoreError> {
         let record = record.clone();
         self.run(move |db| {
-            let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let tx = db.savepoint()?;
             let inserted = tx.exec(
                 "INSERT OR IGNORE INTO messages
                  (org_id, message_id, connection_id, provider, recipient, send_state,
@@ -695,7 +765,7 @@ impl MessageStore for SqliteStore {
         let (org, id, done) = (org_id.to_string(), message_id.to_string(), done.clone());
         let record = self
             .run(move |db| {
-                let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let tx = db.savepoint()?;
                 let mut record = load_message(&tx, &org, &id)?
                     .ok_or_else(|| StoreError::Corrupt(format!("no claimed message {id}")))?;
                 record.complete(&done);
@@ -715,7 +785,7 @@ impl MessageStore for SqliteStore {
     async fn release_claim(&self, org_id: &str, message_id: &str) -> Result<(), StoreError> {
         let (org, id) = (org_id.to_string(), message_id.to_string());
         self.run(move |db| {
-            let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let tx = db.savepoint()?;
             // A completed or attempted send keeps its record: only an untried claim goes back.
             let untried = load_message(&tx, &org, &id)?
                 .is_some_and(|r| r.send_state == SendState::Sending && r.attempts == 0);
@@ -778,7 +848,7 @@ impl MessageStore for SqliteStore {
         );
         let stepped = self
             .run(move |db| {
-                let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let tx = db.savepoint()?;
                 let stepped = step_status(&tx, &org, &id, &pmid, status, at)?;
                 tx.commit()?;
                 Ok(stepped)
@@ -796,7 +866,7 @@ impl MessageStore for SqliteStore {
     async fn record_event(&self, event: &Event, dedupe_key: &str) -> Result<bool, StoreError> {
         let marker = DedupeMarker::new(event, dedupe_key)?;
         self.run(move |db| {
-            let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let tx = db.savepoint()?;
             let new = marker.record(&tx)?;
             tx.commit()?;
             Ok(new)
@@ -823,7 +893,7 @@ impl MessageStore for SqliteStore {
         // One transaction, so one commit: on the gateway a commit is most of a write's cost.
         let (stepped, new) = self
             .run(move |db| {
-                let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let tx = db.savepoint()?;
                 let stepped = step_status(&tx, &org, &id, &pmid, status, at)?;
                 let new = marker.record(&tx)?;
                 tx.commit()?;
@@ -930,7 +1000,7 @@ impl MessageStore for SqliteStore {
         let part = part.clone();
         let stale_before = Utc::now().timestamp_micros() - part_lifetime_micros();
         self.run(move |db| {
-            let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let tx = db.savepoint()?;
             // A repeat of the same part replaces it: kept once, as received last.
             tx.exec(
                 "INSERT INTO inbound_parts
@@ -971,7 +1041,7 @@ impl MessageStore for SqliteStore {
     ) -> Result<(), StoreError> {
         let (part, joined) = (part.clone(), joined.clone());
         self.run(move |db| {
-            let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let tx = db.savepoint()?;
             // `part_ids` are in index order, one per index from 1: exactly the joined parts, not
             // a later message's parts that reuse the reference.
             for (index, id) in (1i64..).zip(&joined.part_ids) {
@@ -1006,7 +1076,7 @@ impl MessageStore for SqliteStore {
         let (doc, expires) = (to_json(held)?, held.expires_at().timestamp_micros());
         let now = Utc::now().timestamp_micros();
         self.run(move |db| {
-            let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let tx = db.savepoint()?;
             tx.exec(
                 "DELETE FROM held_reports WHERE expires_at_micros <= ?1",
                 params![now],
