@@ -1,7 +1,8 @@
 //! The embedded store: one SQLite file in the data directory, shared by `byosms serve` and every
-//! other CLI command while they run (WAL journal, busy timeout). Unique keys and immediate
-//! transactions give the guarantees DynamoDB's conditional writes give in AWS. The file holds the
-//! local secrets too, so it is created with mode 0600 in a directory of mode 0700.
+//! other CLI command while they run (WAL journal, busy timeout). Unique keys and transactions
+//! (each call a savepoint in its batch's immediate transaction, see `run_batch`) give the
+//! guarantees DynamoDB's conditional writes give in AWS. The file holds the local secrets too,
+//! so it is created with mode 0600 in a directory of mode 0700.
 //!
 //! The schema is [`BASE_SCHEMA`] brought up to date by [`MIGRATIONS`] (`PRAGMA user_version`
 //! counts the ones a file has run):
@@ -1194,6 +1195,97 @@ mod tests {
             created_at: at,
             updated_at: at,
         }
+    }
+
+    /// Calls that wait together run in one transaction, and one that fails or panics takes back
+    /// only its own writes: every other call in its batch is answered and kept.
+    #[tokio::test]
+    async fn a_failing_call_in_a_batch_loses_only_its_own_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        // Hold the store's thread, so that every call below waits in its queue and they run as
+        // one batch once it is let go.
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let gate = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .run(move |_| {
+                        held.recv().ok();
+                        Ok(())
+                    })
+                    .await
+            })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+
+        let mut calls = Vec::new();
+        for i in 0..30 {
+            let store = store.clone();
+            calls.push(tokio::spawn(async move {
+                let key = format!("k{i:02}");
+                match i % 10 {
+                    3 => {
+                        store
+                            .run(move |db| {
+                                let tx = db.savepoint()?;
+                                tx.exec(
+                                "INSERT INTO dedupe_markers (org_id, dedupe_key, expires_at_micros)
+                                     VALUES ('O', ?1, ?2)",
+                                params![key, i64::MAX],
+                            )?;
+                                Err::<bool, _>(StoreError::Corrupt("a failing call".into()))
+                            })
+                            .await
+                    }
+                    7 => {
+                        store
+                            .run(move |db| -> Result<bool, StoreError> {
+                                let tx = db.savepoint()?;
+                                tx.exec(
+                                "INSERT INTO dedupe_markers (org_id, dedupe_key, expires_at_micros)
+                                     VALUES ('O', ?1, ?2)",
+                                params![key, i64::MAX],
+                            )?;
+                                panic!("a call that panics");
+                            })
+                            .await
+                    }
+                    _ => store.record_event(&status_event(&key), &key).await,
+                }
+            }));
+        }
+        // A call of the same batch sees the batch's transaction open around its own work.
+        let in_batch = {
+            let store = store.clone();
+            tokio::spawn(async move { store.run(|db| Ok(!db.is_autocommit())).await })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        release.send(()).unwrap();
+        gate.await.unwrap().unwrap();
+
+        let mut kept = Vec::new();
+        for (i, call) in calls.into_iter().enumerate() {
+            let answer = call.await.unwrap();
+            match i % 10 {
+                3 => assert!(matches!(answer, Err(StoreError::Corrupt(_))), "{answer:?}"),
+                7 => assert!(
+                    matches!(answer, Err(StoreError::Unavailable(_))),
+                    "{answer:?}"
+                ),
+                _ => {
+                    assert!(answer.unwrap(), "call {i} recorded its event");
+                    kept.push(format!("k{i:02}"));
+                }
+            }
+        }
+        assert!(
+            in_batch.await.unwrap().unwrap(),
+            "the calls ran in one transaction"
+        );
+        assert_eq!(markers(&store).await, kept);
+        let events = store.list_events("O", 100).await.unwrap();
+        assert_eq!(events.len(), kept.len());
     }
 
     /// The status path (find by provider id, then the status step) as the gateway runs it, many
