@@ -1224,33 +1224,23 @@ mod tests {
             let store = store.clone();
             calls.push(tokio::spawn(async move {
                 let key = format!("k{i:02}");
+                // A call that writes a marker in its savepoint, then fails (3) or panics (7).
+                let marker = key.clone();
+                let write_then = move |db: &mut rusqlite::Connection,
+                                       panics: bool|
+                      -> Result<bool, StoreError> {
+                    let tx = db.savepoint()?;
+                    tx.exec(
+                        "INSERT INTO dedupe_markers (org_id, dedupe_key, expires_at_micros)
+                         VALUES ('O', ?1, ?2)",
+                        params![marker, i64::MAX],
+                    )?;
+                    assert!(!panics, "a call that panics");
+                    Err(StoreError::Corrupt("a failing call".into()))
+                };
                 match i % 10 {
-                    3 => {
-                        store
-                            .run(move |db| {
-                                let tx = db.savepoint()?;
-                                tx.exec(
-                                "INSERT INTO dedupe_markers (org_id, dedupe_key, expires_at_micros)
-                                     VALUES ('O', ?1, ?2)",
-                                params![key, i64::MAX],
-                            )?;
-                                Err::<bool, _>(StoreError::Corrupt("a failing call".into()))
-                            })
-                            .await
-                    }
-                    7 => {
-                        store
-                            .run(move |db| -> Result<bool, StoreError> {
-                                let tx = db.savepoint()?;
-                                tx.exec(
-                                "INSERT INTO dedupe_markers (org_id, dedupe_key, expires_at_micros)
-                                     VALUES ('O', ?1, ?2)",
-                                params![key, i64::MAX],
-                            )?;
-                                panic!("a call that panics");
-                            })
-                            .await
-                    }
+                    3 => store.run(move |db| write_then(db, false)).await,
+                    7 => store.run(move |db| write_then(db, true)).await,
                     _ => store.record_event(&status_event(&key), &key).await,
                 }
             }));
