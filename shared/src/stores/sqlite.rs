@@ -891,7 +891,7 @@ impl MessageStore for SqliteStore {
             event.status,
             event.received_at,
         );
-        // One transaction, so one commit: on the gateway a commit is most of a write's cost.
+        // One savepoint: the step and its event stand or fall together (and commit with the batch).
         let (stepped, new) = self
             .run(move |db| {
                 let tx = db.savepoint()?;
