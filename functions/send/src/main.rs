@@ -11,8 +11,12 @@ async fn main() -> Result<(), Error> {
     byosms::telemetry::init_json();
     let sdk = aws_config::load_from_env().await;
     let deps = Deps::aws(&sdk, Settings::from_env()?);
-    deps.warm_up().await;
     // The first send needs the provider clients: built here, at init, not in the first request.
-    deps.http.build_now();
+    // Building them is CPU (the TLS roots are read and parsed), the warm-up mostly waits on the
+    // network: on a thread of its own the one overlaps the other.
+    let http = deps.http.clone();
+    let provider_clients = tokio::task::spawn_blocking(move || http.build_now());
+    deps.warm_up().await;
+    provider_clients.await?;
     run(service_fn(|event| handle(&deps, event))).await
 }
