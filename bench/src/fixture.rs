@@ -10,7 +10,7 @@ use byosms::domain::{
 };
 use byosms::pipeline::admin;
 use byosms::providers::{ProviderAdapter, SampleEvent, SignedRequest};
-use byosms::stores::{MessageStore, StoreError};
+use byosms::stores::{Claim, MessageStore, StoreError};
 use byosms::webhook::{Route, RouteKind};
 use byosms::{Deps, Settings};
 use serde_json::{Value, json};
@@ -239,10 +239,12 @@ pub async fn store_sent_message(
         attempts: 1,
         at: now,
     };
-    messages.claim_message(&record).await?;
-    messages
-        .complete_send(&connection.org_id, message_id, &accepted)
-        .await?;
+    let Claim::Claimed(claimed) = messages.claim_message(&record).await? else {
+        return Err(StoreError::Corrupt(format!(
+            "message {message_id} was stored before"
+        )));
+    };
+    messages.complete_send(&claimed, &accepted).await?;
     Ok(())
 }
 

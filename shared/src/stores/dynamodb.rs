@@ -641,7 +641,7 @@ impl MessageStore for DynamoStore {
             .send()
             .await;
         if conditional(result)? {
-            return Ok(Claim::Claimed);
+            return Ok(Claim::Claimed(Box::new(item.into())));
         }
         let existing = self
             .load_message(&record.org_id, &record.message_id)
@@ -652,21 +652,19 @@ impl MessageStore for DynamoStore {
 
     async fn complete_send(
         &self,
-        org_id: &str,
-        message_id: &str,
+        claimed: &ReadMessage,
         done: &SendCompletion,
     ) -> Result<MessageRecord, StoreError> {
         // Cleared once a later-created message to the number is seen holding `LAST#`.
         let mut link_reply = true;
+        // The claim as written is the first try: no read before the write. A report that
+        // changed the record since fails the write's version condition, and the record is read.
+        let mut read = claimed.clone();
         for _ in 0..MAX_UPDATE_RACES {
-            let mut item = self
-                .load_message(org_id, message_id)
-                .await?
-                .ok_or_else(|| StoreError::Corrupt(format!("no claimed message {message_id}")))?;
-            item.record.complete(done);
-            let read_version = item.version;
-            item.version += 1;
-            let writes = self.completion_writes(&item, read_version, link_reply)?;
+            let mut record = read.record.clone();
+            record.complete(done);
+            let item = MessageItem::new(record, read.version + 1);
+            let writes = self.completion_writes(&item, read.version, link_reply)?;
             let Err(err) = self.transact(writes).await else {
                 let stored = ReadMessage::from(item);
                 // Reports that beat this write were held: now they find their message.
@@ -675,7 +673,14 @@ impl MessageStore for DynamoStore {
             };
             // Nothing of a cancelled transaction is written: read again and redo it all.
             let codes = cancellation_codes(&err);
-            if codes.first() == Some(&CONDITION_FAILED) || codes.contains(&TRANSACTION_CONFLICT) {
+            let stale = codes.first() == Some(&CONDITION_FAILED);
+            if stale || codes.contains(&TRANSACTION_CONFLICT) {
+                let (org_id, message_id) = (&read.record.org_id, &read.record.message_id);
+                read = self
+                    .load_message(org_id, message_id)
+                    .await?
+                    .ok_or_else(|| StoreError::Corrupt(format!("no claimed message {message_id}")))?
+                    .into();
                 continue;
             }
             // Index items have no condition: past the record, only `LAST#` can fail one.
@@ -686,7 +691,8 @@ impl MessageStore for DynamoStore {
             return Err(unavailable(err));
         }
         Err(StoreError::Unavailable(format!(
-            "message {message_id} kept changing under concurrent updates"
+            "message {} kept changing under concurrent updates",
+            claimed.record.message_id
         )))
     }
 

@@ -92,8 +92,8 @@ impl ReadMessage {
 /// The outcome of claiming a message id for sending.
 #[derive(Debug)]
 pub enum Claim {
-    /// This caller owns the send.
-    Claimed,
+    /// This caller owns the send; here is the record as claimed, for completing it.
+    Claimed(Box<ReadMessage>),
     /// The message id was claimed before; here is its record as it stands.
     Exists(Box<MessageRecord>),
 }
@@ -106,12 +106,14 @@ pub trait MessageStore: Send + Sync {
 
     /// Writes a finished send onto a claimed record (status only moves forward) and indexes
     /// every provider id it names (the message's and each part's), in one atomic write: a
-    /// failure leaves the claim as it was, never a record without its index. Returns the record
-    /// as stored.
+    /// failure leaves the claim as it was, never a record without its index. `claimed` is the
+    /// record as [`Claim::Claimed`] gave it (or as read since): the write is made from it, so
+    /// the send's completion needs no read first, and where the record changed since (a report
+    /// that beat the completion) the store reads it again and completes that. Only the caller
+    /// that claimed the message completes it. Returns the record as stored.
     async fn complete_send(
         &self,
-        org_id: &str,
-        message_id: &str,
+        claimed: &ReadMessage,
         done: &SendCompletion,
     ) -> Result<MessageRecord, StoreError>;
 

@@ -745,7 +745,7 @@ impl MessageStore for SqliteStore {
                 ],
             )?;
             let claim = if inserted == 1 {
-                Claim::Claimed
+                Claim::Claimed(Box::new(ReadMessage::unversioned(record)))
             } else {
                 let existing = load_message(&tx, &record.org_id, &record.message_id)?
                     .ok_or_else(|| StoreError::Corrupt("claimed message vanished".into()))?;
@@ -759,14 +759,19 @@ impl MessageStore for SqliteStore {
 
     async fn complete_send(
         &self,
-        org_id: &str,
-        message_id: &str,
+        claimed: &ReadMessage,
         done: &SendCompletion,
     ) -> Result<MessageRecord, StoreError> {
-        let (org, id, done) = (org_id.to_string(), message_id.to_string(), done.clone());
+        let (org, id) = (
+            claimed.record.org_id.clone(),
+            claimed.record.message_id.clone(),
+        );
+        let done = done.clone();
         let record = self
             .run(move |db| {
                 let tx = db.savepoint()?;
+                // Read again under the write lock: a local read costs no round trip, and it
+                // carries any report that beat this completion.
                 let mut record = load_message(&tx, &org, &id)?
                     .ok_or_else(|| StoreError::Corrupt(format!("no claimed message {id}")))?;
                 record.complete(&done);
@@ -1294,7 +1299,9 @@ mod tests {
                 attempts: 0,
                 ..completed_record()
             };
-            store.claim_message(&record).await.unwrap();
+            let Claim::Claimed(claimed) = store.claim_message(&record).await.unwrap() else {
+                panic!("m{i} is new")
+            };
             let done = SendCompletion {
                 send_state: SendState::Accepted,
                 status: Some(Status::Accepted),
@@ -1304,10 +1311,7 @@ mod tests {
                 attempts: 1,
                 at: Utc::now(),
             };
-            store
-                .complete_send("O", &record.message_id, &done)
-                .await
-                .unwrap();
+            store.complete_send(&claimed, &done).await.unwrap();
         }
         for i in 0..50 {
             let pmid = format!("p{i}");

@@ -46,14 +46,13 @@ impl MessageStore for FlakyMessages {
     }
     async fn complete_send(
         &self,
-        o: &str,
-        m: &str,
+        c: &ReadMessage,
         d: &SendCompletion,
     ) -> Result<MessageRecord, StoreError> {
         if self.fail_completion.load(Ordering::SeqCst) {
             return Err(refused());
         }
-        self.inner.complete_send(o, m, d).await
+        self.inner.complete_send(c, d).await
     }
     async fn release_claim(&self, o: &str, m: &str) -> Result<(), StoreError> {
         self.inner.release_claim(o, m).await

@@ -6,7 +6,7 @@ use byosms::domain::{
     Access, Connection, ConnectionSecrets, Event, InboundEvent, MessageRecord, Provider,
     SendCompletion, SendState, Status, StatusEvent,
 };
-use byosms::stores::{Claim, InboundPart, JoinedReply, MessageStore};
+use byosms::stores::{Claim, InboundPart, JoinedReply, MessageStore, ReadMessage};
 use chrono::{TimeDelta, Utc};
 use serde_json::json;
 
@@ -23,6 +23,14 @@ fn connection(org: &str, id: &str) -> Connection {
             .unwrap()
             .clone(),
         created_at: Utc::now(),
+    }
+}
+
+/// Claims a new message: the claim is what its completion is written from.
+async fn claim(m: &dyn MessageStore, record: &MessageRecord) -> ReadMessage {
+    match m.claim_message(record).await.unwrap() {
+        Claim::Claimed(claimed) => *claimed,
+        Claim::Exists(_) => panic!("{} was claimed before", record.message_id),
     }
 }
 
@@ -192,10 +200,7 @@ async fn claims_completion_and_monotonic_status() {
     for backend in BACKENDS {
         let deps = deps(backend, settings(None)).await;
         let m = &deps.stores.messages;
-        assert!(matches!(
-            m.claim_message(&record("m1", TO)).await.unwrap(),
-            Claim::Claimed
-        ));
+        let claimed_m1 = claim(m.as_ref(), &record("m1", TO)).await;
         let Claim::Exists(existing) = m.claim_message(&record("m1", TO)).await.unwrap() else {
             panic!("{backend:?}: second claim must lose")
         };
@@ -203,7 +208,10 @@ async fn claims_completion_and_monotonic_status() {
 
         // A report that beats our own write of the send result is not undone by it.
         assert!(advance(m.as_ref(), "m1", "SM1", Status::Delivered).await);
-        let stored = m.complete_send(ORG, "m1", &accepted("SM1")).await.unwrap();
+        let stored = m
+            .complete_send(&claimed_m1, &accepted("SM1"))
+            .await
+            .unwrap();
         assert_eq!(
             (stored.send_state, stored.status),
             (SendState::Accepted, Some(Status::Delivered))
@@ -231,8 +239,10 @@ async fn claims_completion_and_monotonic_status() {
                 .is_none()
         );
 
-        m.claim_message(&record("m2", TO)).await.unwrap();
-        m.complete_send(ORG, "m2", &accepted("SM2")).await.unwrap();
+        let claimed_m2 = claim(m.as_ref(), &record("m2", TO)).await;
+        m.complete_send(&claimed_m2, &accepted("SM2"))
+            .await
+            .unwrap();
         assert_eq!(
             m.latest_message_to(ORG, "conn_1", TO)
                 .await
@@ -251,8 +261,10 @@ async fn a_status_step_from_an_out_of_date_read_applies_to_the_stored_record() {
     for backend in BACKENDS {
         let deps = deps(backend, settings(None)).await;
         let m = deps.stores.messages.as_ref();
-        m.claim_message(&record("m1", TO)).await.unwrap();
-        m.complete_send(ORG, "m1", &accepted("SM1")).await.unwrap();
+        let claimed_m1 = claim(m, &record("m1", TO)).await;
+        m.complete_send(&claimed_m1, &accepted("SM1"))
+            .await
+            .unwrap();
         let mut stale = m.read_message(ORG, "m1").await.unwrap().unwrap();
         assert!(advance(m, "m1", "SM1", Status::Delivered).await);
 
@@ -354,8 +366,10 @@ async fn a_status_event_takes_its_step_and_is_recorded_once() {
     for backend in BACKENDS {
         let deps = deps(backend, settings(None)).await;
         let m = deps.stores.messages.as_ref();
-        m.claim_message(&record("m1", TO)).await.unwrap();
-        m.complete_send(ORG, "m1", &accepted("SM1")).await.unwrap();
+        let claimed_m1 = claim(m, &record("m1", TO)).await;
+        m.complete_send(&claimed_m1, &accepted("SM1"))
+            .await
+            .unwrap();
 
         let mut read = m.read_message(ORG, "m1").await.unwrap().unwrap();
         let sent = status_event("e-sent", "m1", "SM1", Status::Sent);
@@ -405,8 +419,10 @@ async fn a_status_event_takes_its_step_and_is_recorded_once() {
 
         // An event recorded without its step (as a store of an earlier release could leave
         // it): the repeat takes the step and records nothing.
-        m.claim_message(&record("m2", TO)).await.unwrap();
-        m.complete_send(ORG, "m2", &accepted("SM2")).await.unwrap();
+        let claimed_m2 = claim(m, &record("m2", TO)).await;
+        m.complete_send(&claimed_m2, &accepted("SM2"))
+            .await
+            .unwrap();
         let delivered = status_event("e-m2", "m2", "SM2", Status::Delivered);
         let recorded_alone = Event::Status(delivered.clone());
         assert!(m.record_event(&recorded_alone, "k-m2").await.unwrap());
@@ -448,8 +464,10 @@ async fn racing_status_events_keep_the_highest_and_record_each_report_once() {
     for backend in isolated_backends() {
         let deps = deps(backend, settings(None)).await;
         let m = deps.stores.messages.clone();
-        m.claim_message(&record("m1", TO)).await.unwrap();
-        m.complete_send(ORG, "m1", &accepted("SM1")).await.unwrap();
+        let claimed_m1 = claim(m.as_ref(), &record("m1", TO)).await;
+        m.complete_send(&claimed_m1, &accepted("SM1"))
+            .await
+            .unwrap();
         let read = m.read_message(ORG, "m1").await.unwrap().unwrap();
         let reports = [
             ("k-sent", Status::Sent),
@@ -581,17 +599,13 @@ async fn every_provider_id_finds_the_message_on_its_own_connection() {
     for backend in BACKENDS {
         let deps = deps(backend, settings(None)).await;
         let m = &deps.stores.messages;
-        m.claim_message(&record_on("conn_1", "m1", TO))
-            .await
-            .unwrap();
-        m.complete_send(ORG, "m1", &accepted_parts(&["V1", "V2"]))
+        let claimed_m1 = claim(m.as_ref(), &record_on("conn_1", "m1", TO)).await;
+        m.complete_send(&claimed_m1, &accepted_parts(&["V1", "V2"]))
             .await
             .unwrap();
         // Another connection of the org whose provider reuses an id.
-        m.claim_message(&record_on("conn_2", "m2", TO))
-            .await
-            .unwrap();
-        m.complete_send(ORG, "m2", &accepted("V2")).await.unwrap();
+        let claimed_m2 = claim(m.as_ref(), &record_on("conn_2", "m2", TO)).await;
+        m.complete_send(&claimed_m2, &accepted("V2")).await.unwrap();
 
         let find = |connection: &'static str, id: &'static str| async move {
             m.find_by_provider_message_id(ORG, connection, id)
@@ -626,9 +640,9 @@ async fn a_completion_of_several_parts_indexes_each_and_aggregates_their_status(
         let m = &deps.stores.messages;
         let mut long = record("m1", TO);
         long.segments = 3;
-        m.claim_message(&long).await.unwrap();
+        let claimed_m1 = claim(m.as_ref(), &long).await;
         let stored = m
-            .complete_send(ORG, "m1", &accepted_parts(&["P1", "P2", "P3"]))
+            .complete_send(&claimed_m1, &accepted_parts(&["P1", "P2", "P3"]))
             .await
             .unwrap();
         assert_eq!(stored.parts.len(), 3, "{backend:?}");
@@ -669,9 +683,9 @@ async fn a_failed_completion_writes_nothing() {
     let deps = deps(Backend::Aws, settings(None)).await;
     let m = &deps.stores.messages;
     let to = format!("+1{}", "5".repeat(1100));
-    m.claim_message(&record("m1", &to)).await.unwrap();
+    let claimed_m1 = claim(m.as_ref(), &record("m1", &to)).await;
     assert!(
-        m.complete_send(ORG, "m1", &accepted_parts(&["F1", "F2"]))
+        m.complete_send(&claimed_m1, &accepted_parts(&["F1", "F2"]))
             .await
             .is_err()
     );
@@ -698,13 +712,13 @@ async fn reply_linking_keeps_the_latest_created_message() {
         let m = &deps.stores.messages;
         let mut older = record("m_old", TO);
         older.created_at = Utc::now() - TimeDelta::minutes(1);
-        m.claim_message(&older).await.unwrap();
-        m.claim_message(&record("m_new", TO)).await.unwrap();
+        let claimed_m_old = claim(m.as_ref(), &older).await;
+        let claimed_m_new = claim(m.as_ref(), &record("m_new", TO)).await;
         // The newer message's send finishes first.
-        m.complete_send(ORG, "m_new", &accepted("SMnew"))
+        m.complete_send(&claimed_m_new, &accepted("SMnew"))
             .await
             .unwrap();
-        m.complete_send(ORG, "m_old", &accepted("SMold"))
+        m.complete_send(&claimed_m_old, &accepted("SMold"))
             .await
             .unwrap();
         assert_eq!(
@@ -729,23 +743,25 @@ async fn release_claim_gives_back_only_an_untried_claim() {
         assert!(
             matches!(
                 m.claim_message(&record("untried", TO)).await.unwrap(),
-                Claim::Claimed
+                Claim::Claimed(_)
             ),
             "{backend:?}: a released id can be claimed again"
         );
 
         // Still sending, but the provider was called once: it may have the message.
-        m.claim_message(&record("attempted", TO)).await.unwrap();
+        let claimed_attempted = claim(m.as_ref(), &record("attempted", TO)).await;
         let attempted = SendCompletion {
             send_state: SendState::Sending,
             status: None,
             provider_message_id: None,
             ..accepted("unused")
         };
-        m.complete_send(ORG, "attempted", &attempted).await.unwrap();
+        m.complete_send(&claimed_attempted, &attempted)
+            .await
+            .unwrap();
         m.release_claim(ORG, "attempted").await.unwrap();
         // Completed without a provider call (a refusal of our own).
-        m.claim_message(&record("refused", TO)).await.unwrap();
+        let claimed_refused = claim(m.as_ref(), &record("refused", TO)).await;
         let refused = SendCompletion {
             send_state: SendState::Failed,
             status: Some(Status::Failed),
@@ -753,7 +769,7 @@ async fn release_claim_gives_back_only_an_untried_claim() {
             attempts: 0,
             ..accepted("unused")
         };
-        m.complete_send(ORG, "refused", &refused).await.unwrap();
+        m.complete_send(&claimed_refused, &refused).await.unwrap();
         m.release_claim(ORG, "refused").await.unwrap();
         m.release_claim(ORG, "never-claimed").await.unwrap();
         for id in ["attempted", "refused"] {
@@ -940,13 +956,13 @@ async fn a_completion_racing_reports_of_its_parts_keeps_both() {
         let m = deps.stores.messages.clone();
         let mut long = record("m1", TO);
         long.segments = 2;
-        m.claim_message(&long).await.unwrap();
+        let claimed_m1 = claim(m.as_ref(), &long).await;
         // Read before the completion: every report's first write finds it stale.
         let read = m.read_message(ORG, "m1").await.unwrap().unwrap();
         let complete = {
             let m = m.clone();
             tokio::spawn(async move {
-                m.complete_send(ORG, "m1", &accepted_parts(&["R1", "R2"]))
+                m.complete_send(&claimed_m1, &accepted_parts(&["R1", "R2"]))
                     .await
                     .unwrap()
             })

@@ -463,11 +463,11 @@ impl Run<'_> {
             messages.claim_message(&record),
             messages.is_opted_out(&connection.org_id, &item.to)
         );
-        match claim {
-            Ok(Claim::Claimed) => {}
+        let claimed = match claim {
+            Ok(Claim::Claimed(claimed)) => claimed,
             Ok(Claim::Exists(existing)) => return result_of(&existing, true),
             Err(err) => return storage_failure(item, &err),
-        }
+        };
         let opted_out = match opted_out {
             Ok(opted_out) => opted_out,
             Err(err) => {
@@ -496,10 +496,8 @@ impl Run<'_> {
             unsent.complete(&done);
             return result_of(&unsent, false);
         }
-        match messages
-            .complete_send(&connection.org_id, &item.message_id, &done)
-            .await
-        {
+        // From the claim as written: no read of the record before the write.
+        match messages.complete_send(&claimed, &done).await {
             Ok(stored) => result_of(&stored, false),
             Err(err) => {
                 // The provider has answered; that answer is the truth the caller needs. The
