@@ -18,11 +18,10 @@ use crate::providers::http::{ProviderAnswer, exchange};
 use crate::providers::{param, webhook_params};
 use crate::webhook::{RouteKind, WebhookReply, WebhookRequest, encode_query_value};
 use async_trait::async_trait;
+use aws_lc_rs::hmac;
 use base64::Engine;
-use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use sha1::Sha1;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use url::Url;
@@ -148,19 +147,29 @@ fn signed_params(params: &[(String, String)]) -> Vec<u8> {
     signed
 }
 
-/// The auth token's HMAC, keyed once and cloned for each URL form tried.
-struct SigningKey(Hmac<Sha1>);
+/// The auth token's HMAC-SHA1, keyed once (the padded key blocks hashed once) and cloned for
+/// each URL form tried.
+///
+/// It runs on `aws-lc-rs`, the crypto rustls already links, rather than the `hmac` and `sha1`
+/// crates the other providers' HMACs use: `sha1` 0.10 has no arm64 hardware path, and the SAM
+/// template deploys arm64, where AWS-LC picks the ARMv8 SHA-1 instructions at run time (as it
+/// picks SHA-NI on x86_64). `sha1` 0.11 has that path, but needs `digest` 0.11, while `rsa` and
+/// `jsonwebtoken` are still on 0.10: two hash stacks in every binary.
+struct SigningKey(hmac::Key);
 
 impl SigningKey {
     fn new(auth_token: &str) -> Self {
-        Self(Hmac::new_from_slice(auth_token.as_bytes()).expect("HMAC takes a key of any length"))
+        Self(hmac::Key::new(
+            hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY,
+            auth_token.as_bytes(),
+        ))
     }
 
     fn sign(&self, url: &str, signed_params: &[u8]) -> String {
-        let mut mac = self.0.clone();
+        let mut mac = hmac::Context::with_key(&self.0);
         mac.update(url.as_bytes());
         mac.update(signed_params);
-        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+        base64::engine::general_purpose::STANDARD.encode(mac.sign())
     }
 
     /// Whether `header` signs `signed_params` under one of the URL forms Twilio may have used.

@@ -21,12 +21,12 @@ use crate::providers::http::{ProviderAnswer, exchange};
 use crate::providers::{param, webhook_params};
 use crate::webhook::{RouteKind, WebhookReply, WebhookRequest};
 use async_trait::async_trait;
+use aws_lc_rs::hmac as aws_hmac;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use hmac::{Hmac, Mac};
 use md5::{Digest, Md5};
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use sha1::Sha1;
 use sha2::{Sha256, Sha512};
 use std::time::Duration;
 use subtle::ConstantTimeEq;
@@ -161,7 +161,13 @@ pub fn signature(method: SignatureMethod, secret: &str, params: &[(String, Strin
             hex(&digest.finalize())
         }
         SignatureMethod::HmacMd5 => hmac_hex::<Hmac<Md5>>(secret, &base),
-        SignatureMethod::HmacSha1 => hmac_hex::<Hmac<Sha1>>(secret, &base),
+        // On `aws-lc-rs`, as Twilio's: `sha1` 0.10 has no arm64 hardware path (see
+        // `providers/twilio`), AWS-LC picks the ARMv8 SHA-1 instructions at run time.
+        SignatureMethod::HmacSha1 => {
+            let key =
+                aws_hmac::Key::new(aws_hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, secret.as_bytes());
+            hex(aws_hmac::sign(&key, base.as_bytes()).as_ref())
+        }
         SignatureMethod::HmacSha256 => hmac_hex::<Hmac<Sha256>>(secret, &base),
         SignatureMethod::HmacSha512 => hmac_hex::<Hmac<Sha512>>(secret, &base),
     }
