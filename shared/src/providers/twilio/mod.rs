@@ -150,8 +150,9 @@ fn signed_params(params: &[(String, String)]) -> Vec<u8> {
 /// The auth token's HMAC-SHA1, keyed once (the padded key blocks hashed once) and cloned for
 /// each URL form tried.
 ///
-/// It runs on `aws-lc-rs`, the crypto rustls already links, rather than the `hmac` and `sha1`
-/// crates the other providers' HMACs use: `sha1` 0.10 has no arm64 hardware path, and the SAM
+/// It runs on `aws-lc-rs`, the crypto rustls already links, rather than RustCrypto's `hmac` with
+/// `sha1` 0.10 (the other providers' HMACs use `hmac` with `sha2`): `sha1` 0.10 has no arm64
+/// hardware path, and the SAM
 /// template deploys arm64, where AWS-LC picks the ARMv8 SHA-1 instructions at run time (as it
 /// picks SHA-NI on x86_64). `sha1` 0.11 has that path, but needs `digest` 0.11, while `rsa` and
 /// `jsonwebtoken` are still on 0.10: two hash stacks in every binary.
