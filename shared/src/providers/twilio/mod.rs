@@ -152,10 +152,10 @@ fn signed_params(params: &[(String, String)]) -> Vec<u8> {
 ///
 /// It runs on `aws-lc-rs`, the crypto rustls already links, rather than RustCrypto's `hmac` with
 /// `sha1` 0.10 (the other providers' HMACs use `hmac` with `sha2`): `sha1` 0.10 has no arm64
-/// hardware path, and the SAM
-/// template deploys arm64, where AWS-LC picks the ARMv8 SHA-1 instructions at run time (as it
-/// picks SHA-NI on x86_64). `sha1` 0.11 has that path, but needs `digest` 0.11, while `rsa` and
-/// `jsonwebtoken` are still on 0.10: two hash stacks in every binary.
+/// hardware path, and the SAM template deploys arm64, where AWS-LC picks the ARMv8 SHA-1
+/// instructions at run time (as it picks SHA-NI on x86_64). `sha1` 0.11 has that path, but needs
+/// `digest` 0.11, while `rsa` and `jsonwebtoken` are still on 0.10: two hash stacks in every
+/// binary.
 struct SigningKey(hmac::Key);
 
 impl SigningKey {
