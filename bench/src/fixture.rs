@@ -59,7 +59,7 @@ impl Fixture {
     /// Creates the tables on moto (plain HTTP at `moto_url`) and adds the connection.
     pub async fn seed(moto_url: &str) -> Result<Self, FixtureError> {
         let store = |e: &dyn std::fmt::Display| FixtureError::Store(e.to_string());
-        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        let sdk = byosms::stores::aws_http::sdk_config_loader()
             .endpoint_url(moto_url)
             .region(aws_config::Region::new("us-east-1"))
             .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(

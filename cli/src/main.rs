@@ -215,7 +215,7 @@ fn deps(
 async fn run(cli: Cli) -> Result<bool, CliError> {
     let mut settings = Settings::from_env()?;
     let sdk = match cli.aws {
-        true => Some(aws_config::load_from_env().await),
+        true => Some(byosms::stores::aws_http::load_sdk_config().await),
         false => None,
     };
     if let Command::Serve { addr } = &cli.command {

@@ -9,7 +9,7 @@ use lambda_runtime::{Error, run, service_fn};
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     byosms::telemetry::init_json();
-    let sdk = aws_config::load_from_env().await;
+    let sdk = byosms::stores::aws_http::load_sdk_config().await;
     let deps = Deps::aws(&sdk, Settings::from_env()?);
     // The first send needs the provider clients: built here, at init, not in the first request.
     // Building them is CPU (the TLS roots are read and parsed), the warm-up mostly waits on the

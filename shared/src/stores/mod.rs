@@ -1,6 +1,7 @@
 //! Storage ports: one narrow trait per capability, each with an AWS implementation (DynamoDB,
 //! Secrets Manager) and an embedded one (one SQLite file) that give the same guarantees.
 
+pub mod aws_http;
 pub mod cached_secrets;
 pub mod dynamodb;
 pub mod secrets_manager;

@@ -64,7 +64,7 @@ pub fn moto_url() -> String {
 }
 
 pub async fn sdk_config() -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
+    byosms::stores::aws_http::sdk_config_loader()
         .endpoint_url(moto_url())
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
@@ -285,7 +285,7 @@ pub async fn unreachable_aws_deps() -> Deps {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let endpoint = format!("http://{}", closed.local_addr().unwrap());
     drop(closed);
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+    let sdk = byosms::stores::aws_http::sdk_config_loader()
         .endpoint_url(endpoint)
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
